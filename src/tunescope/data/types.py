@@ -1,0 +1,125 @@
+"""Plain typed records that every dataset loader produces and every analysis consumes.
+
+Records are frozen dataclasses: hashable, comparable, cheap to fingerprint. Loaders validate
+input and raise :class:`tunescope.errors.DataError` naming file, line and field; the records
+themselves only check invariants that hold for any source.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_ARTICLE_BEFORE_Y = re.compile(r"\b(a|an)\s+\[Y\]", re.IGNORECASE)
+_Y_LAST = re.compile(r"\[Y\]\s*\.?\s*$")
+
+
+def template_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a valid ParaRel template, or None when it is.
+
+    A template holds exactly one ``[X]`` (the subject) and exactly one ``[Y]`` (the object).
+    """
+    nx, ny = pattern.count("[X]"), pattern.count("[Y]")
+    if nx != 1 or ny != 1:
+        return f"template must contain exactly one [X] and one [Y] (found {nx} [X], {ny} [Y]): {pattern!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Template:
+    """One phrasing of a relation, e.g. ``"The capital of [X] is [Y]."``."""
+
+    relation_id: str
+    pattern: str
+
+    def __post_init__(self):
+        problem = template_problem(self.pattern)
+        if problem:
+            raise ValueError(problem)
+
+    @property
+    def y_last(self) -> bool:
+        """True when ``[Y]`` ends the template (optionally followed by ``.`` or `` .``)."""
+        return bool(_Y_LAST.search(self.pattern))
+
+    @property
+    def article(self) -> str | None:
+        """``"a"`` or ``"an"`` when the template reads "a [Y]" / "an [Y]", else None."""
+        m = _ARTICLE_BEFORE_Y.search(self.pattern)
+        return m.group(1).lower() if m else None
+
+    def prompt(self, subject: str) -> str:
+        """The text before ``[Y]`` with ``[X]`` filled in, trailing whitespace stripped."""
+        return self.pattern.split("[Y]", 1)[0].replace("[X]", subject).rstrip()
+
+    def fill(self, subject: str, obj: str) -> str:
+        """The full sentence with both slots filled."""
+        return self.pattern.replace("[X]", subject).replace("[Y]", obj)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A (subject, relation, object) triple, e.g. (France, P36, Paris)."""
+
+    relation_id: str
+    subject: str
+    object: str
+    uuid: str = ""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation with its templates (paraphrases) and its facts."""
+
+    id: str
+    templates: tuple[Template, ...]
+    facts: tuple[Fact, ...]
+    label: str = ""
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        """The relation's distinct gold objects in first-seen order: C1's candidate set."""
+        return tuple(dict.fromkeys(f.object for f in self.facts))
+
+
+@dataclass(frozen=True)
+class ParaphrasePair:
+    """Two sentences and whether they are paraphrases (label 1) or not (label 0)."""
+
+    a: str
+    b: str
+    label: int
+    source: str = ""
+
+    def __post_init__(self):
+        if self.label not in (0, 1):
+            raise ValueError(f"paraphrase label must be 0 or 1, got {self.label!r}")
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    """A labelled task input with meaning-preserving perturbations of it.
+
+    ``perturbations`` holds ``(kind, text)`` pairs, kind one of e.g. ``"paraphrase"``,
+    ``"typo"``, ``"casing"``, ``"punctuation"``, ``"synonym"``.
+    """
+
+    id: str
+    text: str
+    label: str
+    perturbations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Task:
+    """A labelled classification task: its label words, a zero-shot prompt and examples.
+
+    ``prompt_template`` contains ``{text}``; zero-shot scoring appends `` <label word>``.
+    ``label_words`` maps each label to the word scored as its continuation.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    label_words: tuple[tuple[str, str], ...]
+    prompt_template: str
+    examples: tuple[TaskExample, ...] = field(default=())
