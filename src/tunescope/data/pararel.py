@@ -1,0 +1,298 @@
+"""ParaRel relations: load a local copy, use the built-in mini set, or download the public data.
+
+ParaRel (Elazar et al. 2021) gives each relation several templates (paraphrases with ``[X]`` for
+the subject and ``[Y]`` for the object) and a list of (subject, object) facts. Two directory
+layouts are read:
+
+* flat: ``patterns/P<id>.jsonl`` (rows ``{"pattern", ...}``) and ``tuples/P<id>.jsonl``
+  (rows ``{"sub_label", "obj_label", "uuid"}``), optionally with ``relations.json``
+  (``{"P36": "capital", ...}``) naming the relations;
+* the published repository: ``data/pattern_data/graphs_json/P<id>.jsonl`` and
+  ``data/trex_lms_vocab/P<id>.jsonl`` (the path may name the repository root or its ``data/``).
+
+Every malformed line raises :class:`~tunescope.errors.DataError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterable, Iterator
+from importlib import resources
+from pathlib import Path
+
+from tunescope.data.types import Fact, Relation, Template, template_problem
+from tunescope.errors import DataError, OutputError, TunescopeError
+
+DEFAULT_URL = "https://raw.githubusercontent.com/yanaiela/pararel/main/"
+"""Where :func:`pull_pararel` downloads from: the raw files of the public ParaRel repository."""
+
+PARAREL_RELATIONS: tuple[str, ...] = (
+    "P17", "P19", "P20", "P27", "P30", "P36", "P37", "P39", "P47", "P101", "P103", "P106",
+    "P108", "P127", "P131", "P136", "P138", "P140", "P159", "P176", "P178", "P190", "P264",
+    "P276", "P279", "P361", "P364", "P407", "P413", "P449", "P463", "P495", "P530", "P740",
+    "P937", "P1001", "P1303", "P1376", "P1412",
+)
+"""The 39 ParaRel relations that have templates (those :func:`pull_pararel` fetches by default)."""
+
+WIKIDATA_LABELS: dict[str, str] = {
+    "P17": "country", "P19": "place of birth", "P20": "place of death",
+    "P27": "country of citizenship", "P30": "continent", "P36": "capital",
+    "P37": "official language", "P38": "currency", "P39": "position held",
+    "P47": "shares border with", "P50": "author", "P86": "composer", "P101": "field of work",
+    "P103": "native language", "P106": "occupation", "P108": "employer", "P127": "owned by",
+    "P131": "located in the administrative territorial entity", "P136": "genre",
+    "P138": "named after", "P140": "religion", "P159": "headquarters location",
+    "P170": "creator", "P176": "manufacturer", "P178": "developer",
+    "P190": "twinned administrative body", "P246": "element symbol", "P264": "record label",
+    "P276": "location", "P279": "subclass of", "P361": "part of",
+    "P364": "original language of film or TV show", "P407": "language of work or name",
+    "P413": "position played on team / speciality", "P449": "original broadcaster",
+    "P463": "member of", "P495": "country of origin", "P530": "diplomatic relation",
+    "P740": "location of formation", "P937": "work location",
+    "P1001": "applies to jurisdiction", "P1303": "instrument", "P1376": "capital of",
+    "P1412": "languages spoken, written or signed",
+}
+"""Wikidata labels of the relation ids used by ParaRel and the built-in set (fallback labels)."""
+
+_PULL_ID = re.compile(r"^P\d+$")
+_LAYOUTS = (("patterns", "tuples"),
+            ("data/pattern_data/graphs_json", "data/trex_lms_vocab"),
+            ("pattern_data/graphs_json", "trex_lms_vocab"))
+
+
+def _id_key(rid: str) -> tuple:
+    m = re.fullmatch(r"([A-Za-z]*)(\d+)", rid)
+    return (0, m.group(1), int(m.group(2)), "") if m else (1, "", 0, rid)
+
+
+def _layout(root: Path) -> tuple[Path, Path]:
+    """The (patterns, tuples) directories of a ParaRel directory in either layout."""
+    if not root.exists():
+        raise DataError("no such ParaRel directory", path=str(root))
+    if not root.is_dir():
+        raise DataError("not a directory (expected a ParaRel directory)", path=str(root))
+    for pat, tup in _LAYOUTS:
+        if (root / pat).is_dir() and (root / tup).is_dir():
+            return root / pat, root / tup
+    raise DataError("not a ParaRel directory: expected patterns/ and tuples/, or "
+                    "data/pattern_data/graphs_json/ and data/trex_lms_vocab/", path=str(root))
+
+
+def _jsonl_files(directory: Path) -> dict[str, Path]:
+    """Map relation id (file stem) -> file for the ``*.jsonl`` files in ``directory``."""
+    return {p.stem: p for p in directory.glob("*.jsonl")
+            if p.is_file() and not p.stem.startswith(".")}
+
+
+def _rows(path: Path, fields: tuple[str, ...],
+          optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
+    """Yield (1-based line number, row) for each non-empty line; DataError for a bad one.
+
+    ``fields`` must be non-empty strings; ``optional`` fields, when present, must be strings.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=str(path)) from None
+    except OSError as e:
+        raise DataError(f"cannot read file: {e.strerror or e}", path=str(path)) from None
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON ({e.msg}, column {e.colno})", path=str(path),
+                            line=lineno) from None
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", path=str(path),
+                            line=lineno)
+        for name in fields:
+            if name not in row:
+                raise DataError("missing", path=str(path), line=lineno, field=name)
+            value = row[name]
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"must be a non-empty string, got {value!r}", path=str(path),
+                                line=lineno, field=name)
+        for name in optional:
+            if name in row and not isinstance(row[name], str):
+                raise DataError(f"must be a string, got {row[name]!r}", path=str(path),
+                                line=lineno, field=name)
+        yield lineno, row
+
+
+def _templates(rid: str, path: Path) -> list[Template]:
+    """The relation's distinct templates in file order."""
+    seen: dict[str, Template] = {}
+    for lineno, row in _rows(path, ("pattern",)):
+        pattern = row["pattern"]
+        problem = template_problem(pattern)
+        if problem:
+            raise DataError(problem, path=str(path), line=lineno, field="pattern")
+        seen.setdefault(pattern, Template(rid, pattern))
+    return list(seen.values())
+
+
+def _facts(rid: str, path: Path) -> list[Fact]:
+    """The relation's facts in file order."""
+    return [Fact(rid, row["sub_label"], row["obj_label"], row.get("uuid", ""))
+            for _, row in _rows(path, ("sub_label", "obj_label"), optional=("uuid",))]
+
+
+def _labels(root: Path) -> dict[str, str]:
+    """Relation labels: Wikidata's, overridden by ``relations.json`` where the directory has one."""
+    labels = dict(WIKIDATA_LABELS)
+    for candidate in (root / "relations.json", root / "data" / "relations.json"):
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise DataError(f"cannot read relation labels: {e}", path=str(candidate)) from None
+            if not isinstance(data, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+                raise DataError("expected a JSON object mapping relation id to label",
+                                path=str(candidate))
+            labels.update(data)
+            break
+    return labels
+
+
+def load_pararel(path: str | os.PathLike, relations: Iterable[str] | str | None = None,
+                 max_facts: int | None = None, y_last_only: bool = False) -> list[Relation]:
+    """Read a ParaRel directory (flat or repository layout) and return its relations.
+
+    Returns one :class:`Relation` per relation id that has both templates and facts, in the
+    order of ``relations`` when given, else by id number. Templates are deduplicated;
+    ``max_facts`` keeps the first N facts of each relation; ``y_last_only`` keeps the templates
+    whose ``[Y]`` is last (a relation left with none is skipped with a warning).
+    Raises :class:`DataError` for a missing or malformed directory, file or line.
+    """
+    if max_facts is not None and (isinstance(max_facts, bool) or not isinstance(max_facts, int)
+                                  or max_facts < 1):
+        raise TunescopeError(f"max_facts must be a positive integer, got {max_facts!r}")
+    root = Path(path).expanduser()
+    pat_dir, tup_dir = _layout(root)
+    pat_files, tup_files = _jsonl_files(pat_dir), _jsonl_files(tup_dir)
+    available = sorted(set(pat_files) & set(tup_files), key=_id_key)
+    if not available:
+        raise DataError(f"no relation has both a template file in {pat_dir.name}/ and a fact "
+                        f"file in {tup_dir.name}/", path=str(root))
+    if relations is None:
+        wanted = available
+    else:
+        wanted = list(dict.fromkeys([relations] if isinstance(relations, str) else relations))
+        for rid in wanted:
+            if rid not in pat_files or rid not in tup_files:
+                shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
+                raise DataError(f"unknown relation {rid!r}; available: {shown} "
+                                f"({len(available)} in all)", path=str(root))
+        if not wanted:
+            raise DataError("no relations requested (empty list)", path=str(root))
+    labels = _labels(root)
+    out = []
+    for rid in wanted:
+        templates = _templates(rid, pat_files[rid])
+        if not templates:
+            raise DataError(f"relation {rid} has no templates", path=str(pat_files[rid]))
+        facts = _facts(rid, tup_files[rid])
+        if not facts:
+            raise DataError(f"relation {rid} has no facts", path=str(tup_files[rid]))
+        if y_last_only:
+            templates = [t for t in templates if t.y_last]
+            if not templates:
+                warnings.warn(f"ParaRel relation {rid}: no template ends with [Y]; skipped",
+                              stacklevel=2)
+                continue
+        if max_facts is not None:
+            facts = facts[:max_facts]
+        out.append(Relation(rid, tuple(templates), tuple(facts), labels.get(rid, "")))
+    if not out:
+        raise DataError("no relation has a template that ends with [Y]", path=str(root))
+    return out
+
+
+def builtin_pararel_path() -> Path:
+    """The directory of the built-in mini ParaRel shipped with tunescope (flat layout)."""
+    return Path(str(resources.files("tunescope.data").joinpath("builtin", "pararel")))
+
+
+def pararel(relations: Iterable[str] | str | None = None, path: str | os.PathLike | None = None,
+            max_facts: int | None = None, y_last_only: bool = True) -> list[Relation]:
+    """ParaRel relations from ``path``, or from the built-in mini set when ``path`` is None.
+
+    Returns the list of :class:`Relation` that :func:`load_pararel` gives; by default only the
+    templates with ``[Y]`` last are kept (the ones a causal LM can score).
+    """
+    root = builtin_pararel_path() if path is None else path
+    return load_pararel(root, relations=relations, max_facts=max_facts, y_last_only=y_last_only)
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    """Fetch ``url`` into ``target`` through a temporary file renamed on success."""
+    tmp = target.with_name(f".{target.name}.part")
+    hint = ("download it yourself (git clone https://github.com/yanaiela/pararel) and pass the "
+            "local directory as the ParaRel path instead")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
+            while chunk := response.read(1 << 16):
+                fh.write(chunk)
+    except urllib.error.HTTPError as e:
+        tmp.unlink(missing_ok=True)
+        raise TunescopeError(f"ParaRel download failed: {url}: HTTP {e.code} {e.reason}; "
+                             f"{hint}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError,
+            http.client.HTTPException) as e:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(e, "reason", e)
+        msg = " ".join(str(reason).split()) or type(e).__name__
+        raise TunescopeError(f"ParaRel download failed: {url}: {msg}; {hint}") from None
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {tmp}: {e.strerror or e}") from None
+    os.replace(tmp, target)
+
+
+def pull_pararel(dest: str | os.PathLike, base_url: str = DEFAULT_URL,
+                 relations: Iterable[str] | None = None, timeout: float = 60.0) -> Path:
+    """Download ParaRel's templates and facts into ``dest`` in the flat layout.
+
+    Fetches ``data/pattern_data/graphs_json/P<id>.jsonl`` and ``data/trex_lms_vocab/P<id>.jsonl``
+    under ``base_url`` for each relation id (default: :data:`PARAREL_RELATIONS`), writes them to
+    ``dest/patterns/`` and ``dest/tuples/``, validates the result with :func:`load_pararel` and
+    returns ``dest``. A network failure raises a one-line :class:`TunescopeError`.
+    """
+    ids = list(dict.fromkeys(PARAREL_RELATIONS if relations is None else
+                             ([relations] if isinstance(relations, str) else relations)))
+    if not ids:
+        raise TunescopeError("no relations to download (empty list)")
+    for rid in ids:
+        if not isinstance(rid, str) or not _PULL_ID.fullmatch(rid):
+            raise TunescopeError(f"invalid ParaRel relation id {rid!r} "
+                                 "(expected P followed by digits)")
+    if not base_url.lower().startswith(("http://", "https://")):
+        raise TunescopeError("ParaRel base URL must start with http:// or https://, "
+                             f"got {base_url!r}")
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    dest = Path(dest).expanduser()
+    try:
+        (dest / "patterns").mkdir(parents=True, exist_ok=True)
+        (dest / "tuples").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create ParaRel directory {dest}: {e.strerror or e}") from None
+    root = dest.resolve()
+    for rid in ids:
+        for remote, local in (("data/pattern_data/graphs_json", "patterns"),
+                              ("data/trex_lms_vocab", "tuples")):
+            target = dest / local / f"{rid}.jsonl"
+            if root not in target.resolve().parents:
+                raise TunescopeError(f"refusing to write outside {dest}: {target}")
+            _download(f"{base}{remote}/{rid}.jsonl", target, timeout)
+    load_pararel(dest, relations=ids)
+    return dest

