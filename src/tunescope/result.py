@@ -61,6 +61,18 @@ def _jsonable(value):
     return value
 
 
+def check_writable(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` if needed and prove it writable, before any long work starts."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test."):
+            pass
+    except OSError as e:
+        raise OutputError(f"output directory {path} is not writable: {e.strerror or e}") from None
+    return path
+
+
 @dataclass
 class Result:
     """What one analysis produced for one model on one dataset.

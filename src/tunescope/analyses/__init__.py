@@ -1,0 +1,10 @@
+"""Analyses: one module per analysis, each ``(LM, dataset, config) -> Result``, registered by
+name (see :mod:`tunescope.analyses.registry`)."""
+
+from tunescope.analyses.registry import REGISTRY, Analysis, get, register
+
+__all__ = ["REGISTRY", "Analysis", "get", "register"]
+
+from tunescope.analyses.predictions import next_token_predictions  # noqa: E402  (registers)
+
+__all__ += ["next_token_predictions"]

@@ -1,0 +1,275 @@
+"""Paraphrase pairs for representation consistency (C2): local files, a built-in set, hub data.
+
+* :func:`load_pairs` reads a CSV/TSV (header ``a,b,label`` or ``sentence1,sentence2,label``,
+  optionally ``source``) or a JSONL file (objects ``{"a", "b", "label"[, "source"]}``).
+  Label 1 means paraphrase, 0 not; ``"0"``/``"1"``/``true``/``false`` are accepted.
+* :func:`builtin_pairs` is a built-in set of 320 pairs, half paraphrases and half hard
+  non-paraphrases (high word overlap, different meaning): 160 hand-written everyday sentences
+  (``source="written"``) and 160 generated from true facts (``source="factual"``).
+* :func:`hf_pairs` loads MRPC or TaPaCo from the Hugging Face hub through the optional
+  ``datasets`` package (``pip install tunescope[online]``).
+
+Every malformed row raises :class:`~tunescope.errors.DataError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib
+import io
+import json
+import os
+import random
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from tunescope.data.types import ParaphrasePair
+from tunescope.errors import DataError, HubUnavailableError, TunescopeError
+
+_COLUMNS = (("a", "b"), ("sentence1", "sentence2"))
+"""Accepted header names for the two sentences, in order of preference."""
+
+MRPC_NAMES = frozenset({"mrpc", "glue/mrpc", "glue:mrpc", "nyu-mll/glue", "nyu-mll/glue/mrpc"})
+TAPACO_NAMES = frozenset({"tapaco", "community-datasets/tapaco"})
+
+
+def read_text(path: str | os.PathLike) -> tuple[Path, str]:
+    """The UTF-8 text of a file; DataError for a missing, unreadable or non-UTF-8 file."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError("no such file", path=str(p))
+    if p.is_dir():
+        raise DataError("is a directory, expected a file", path=str(p))
+    try:
+        return p, p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=str(p)) from None
+    except OSError as e:
+        raise DataError(f"cannot read file: {e.strerror or e}", path=str(p)) from None
+
+
+def json_objects(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    """(1-based line number, object) for each non-blank line of a JSONL text."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON ({e.msg}, column {e.colno})", path=str(path),
+                            line=lineno) from None
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}",
+                            path=str(path), line=lineno)
+        yield lineno, row
+
+
+def parse_label(value, path: Path, line: int, field: str = "label") -> int:
+    """0 or 1 from 0/1, "0"/"1", true/false (JSON or text); DataError otherwise."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and value in (0, 1):
+        return value
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("0", "1"):
+            return int(v)
+        if v in ("true", "false"):
+            return int(v == "true")
+    shown = "missing" if value is None else f"{value!r}"
+    raise DataError(f"must be 0 or 1 (or true/false), got {shown}", path=str(path), line=line,
+                    field=field)
+
+
+def _pair(row: dict, names: tuple[str, str], path: Path, line: int,
+          default_source: str) -> ParaphrasePair:
+    texts = []
+    for name in names:
+        value = row.get(name)
+        if not isinstance(value, str) or not value.strip():
+            what = "missing" if value is None else f"must be a non-empty string, got {value!r}"
+            raise DataError(what, path=str(path), line=line, field=name)
+        texts.append(value.strip())
+    if "label" not in row or row["label"] is None:
+        raise DataError("missing", path=str(path), line=line, field="label")
+    label = parse_label(row["label"], path, line)
+    source = row.get("source")
+    if source is not None and not isinstance(source, str):
+        raise DataError(f"must be a string, got {source!r}", path=str(path), line=line,
+                        field="source")
+    return ParaphrasePair(texts[0], texts[1], label, source or default_source)
+
+
+def _csv_pairs(path: Path, text: str, delimiter: str) -> list[ParaphrasePair]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = None
+    pairs = []
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [cell.strip().lower() for cell in row]
+                names = next((n for n in _COLUMNS if set(n) <= set(header)), None)
+                if names is None:
+                    raise DataError(f"header needs columns a, b, label (or sentence1, sentence2,"
+                                    f" label), got {', '.join(header)}", path=str(path),
+                                    line=reader.line_num, field="a")
+                if "label" not in header:
+                    raise DataError("header has no 'label' column", path=str(path),
+                                    line=reader.line_num, field="label")
+                continue
+            record = {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)}
+            pairs.append(_pair(record, names, path, reader.line_num, ""))
+    except csv.Error as e:
+        raise DataError(f"malformed CSV ({e})", path=str(path), line=reader.line_num) from None
+    return pairs
+
+
+def _jsonl_pairs(path: Path, text: str) -> list[ParaphrasePair]:
+    pairs = []
+    for lineno, row in json_objects(path, text):
+        names = next((n for n in _COLUMNS if n[0] in row or n[1] in row), _COLUMNS[0])
+        pairs.append(_pair(row, names, path, lineno, ""))
+    return pairs
+
+
+def load_pairs(path: str | os.PathLike) -> list[ParaphrasePair]:
+    """Paraphrase pairs from a ``.csv``, ``.tsv`` or ``.jsonl`` file (format by extension).
+
+    CSV/TSV: a header row naming ``a``, ``b`` (or ``sentence1``, ``sentence2``) and ``label``
+    (``source`` optional, other columns ignored); line numbers in errors count the header as
+    line 1. JSONL: one object per line with ``a``, ``b``, ``label`` (``source`` optional).
+    Raises DataError (naming file, line and field) for a missing file, an unknown extension,
+    an empty file, an empty sentence or a label that is not 0/1.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".jsonl"):
+        raise DataError(f"unknown pairs format {suffix or '(no extension)'!r}: expected .csv, "
+                        ".tsv or .jsonl", path=str(p))
+    p, text = read_text(p)
+    if suffix == ".jsonl":
+        pairs = _jsonl_pairs(p, text)
+    else:
+        pairs = _csv_pairs(p, text, "\t" if suffix == ".tsv" else ",")
+    if not pairs:
+        raise DataError("no pairs in file (empty or header only)", path=str(p))
+    return pairs
+
+
+def builtin_pairs_path() -> Path:
+    """The JSONL file of the built-in pairs (inside the installed package)."""
+    return Path(str(resources.files("tunescope.data").joinpath("builtin", "pairs.jsonl")))
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin() -> tuple[ParaphrasePair, ...]:
+    return tuple(load_pairs(builtin_pairs_path()))
+
+
+def builtin_pairs() -> list[ParaphrasePair]:
+    """The built-in set: 320 pairs, 160 paraphrases and 160 hard non-paraphrases.
+
+    160 are hand-written everyday sentences (``source="written"``: each base sentence has one
+    paraphrase and one non-paraphrase with swapped roles, negation, a changed entity, time or
+    quantity); 160 are built from true facts (``source="factual"``: capitals, currencies,
+    languages, authors, painters, composers; non-paraphrases change the entity or the relation).
+    """
+    return list(_builtin())
+
+
+# --- the Hugging Face hub ---------------------------------------------------------------------
+
+def import_datasets():
+    """The ``datasets`` module, or a one-line TunescopeError saying how to install it."""
+    try:
+        return importlib.import_module("datasets")
+    except ImportError:
+        raise TunescopeError("the 'datasets' package is needed for hub datasets: "
+                             "pip install tunescope[online]") from None
+
+
+def hub_load(hub_id: str, config: str | None, split: str, local_hint: str):
+    """``datasets.load_dataset(hub_id, config, split=split)`` with one-line errors.
+
+    ``local_hint`` names the offline alternative (e.g. ``"load_pairs(path)"``).
+    """
+    datasets = import_datasets()
+    try:
+        return datasets.load_dataset(hub_id, config, split=split)
+    except Exception as e:  # noqa: BLE001 - network, missing split, cache: all one message
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        what = f"{hub_id}/{config}" if config else hub_id
+        raise HubUnavailableError(
+            f"could not load {what} (split {split!r}) from the Hugging Face hub: {reason}; "
+            f"the hub may be unreachable (offline?) - use {local_hint} with a local "
+            f"CSV/JSONL file instead") from None
+
+
+def _mrpc(split: str, limit: int | None) -> list[ParaphrasePair]:
+    rows = hub_load("nyu-mll/glue", "mrpc", split, "load_pairs(path)")
+    pairs = []
+    for row in rows:
+        if limit is not None and len(pairs) >= limit:
+            break
+        if row.get("label") not in (0, 1):  # the GLUE test split has no labels (-1)
+            continue
+        pairs.append(ParaphrasePair(row["sentence1"], row["sentence2"], int(row["label"]), "mrpc"))
+    return pairs
+
+
+def _tapaco(split: str, limit: int | None, language: str, seed: int) -> list[ParaphrasePair]:
+    rows = hub_load("community-datasets/tapaco", language, split, "load_pairs(path)")
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        text = (row.get("paraphrase") or "").strip()
+        if text and text not in groups.setdefault(str(row["paraphrase_set_id"]), []):
+            groups[str(row["paraphrase_set_id"])].append(text)
+    return tapaco_pairs(groups, limit, seed)
+
+
+def tapaco_pairs(groups: dict[str, list[str]], limit: int | None = None,
+                 seed: int = 0) -> list[ParaphrasePair]:
+    """Balanced pairs from paraphrase groups: label 1 within a group, label 0 across groups.
+
+    Deterministic for a seed: groups are ordered by id and shuffled by the seed; each usable
+    group (two sentences or more) gives one paraphrase pair, and its first chosen sentence is
+    paired with a sentence of another, randomly chosen group as a non-paraphrase.
+    """
+    rng = random.Random(seed)
+    ids = sorted(g for g in groups if len(groups[g]) >= 2)
+    rng.shuffle(ids)
+    if limit is not None:
+        ids = ids[:(limit + 1) // 2]
+    pairs = []
+    for k, gid in enumerate(ids):
+        a, b = rng.sample(groups[gid], 2)
+        pairs.append(ParaphrasePair(a, b, 1, "tapaco"))
+        if len(ids) > 1:
+            other = ids[(k + 1 + rng.randrange(len(ids) - 1)) % len(ids)]
+            pairs.append(ParaphrasePair(a, rng.choice(groups[other]), 0, "tapaco"))
+    return pairs[:limit] if limit is not None else pairs
+
+
+def hf_pairs(name: str, split: str = "validation", limit: int | None = None, *,
+             language: str = "en", seed: int = 0) -> list[ParaphrasePair]:
+    """Paraphrase pairs from the Hugging Face hub: MRPC or TaPaCo.
+
+    ``name``: ``"mrpc"`` (also ``"glue/mrpc"``, ``"nyu-mll/glue"``) or ``"tapaco"``. MRPC rows
+    keep their label (1 = equivalent); unlabelled rows (the GLUE test split) are skipped.
+    TaPaCo holds paraphrase groups in one ``train`` split (used when ``split`` is the default
+    ``"validation"``); :func:`tapaco_pairs` builds balanced pairs from them with ``seed``.
+    ``limit`` caps the number of pairs. Needs ``pip install tunescope[online]``; a hub that
+    cannot be reached raises a one-line TunescopeError.
+    """
+    key = name.strip().lower()
+    if key in MRPC_NAMES:
+        return _mrpc(split, limit)
+    if key in TAPACO_NAMES:
+        return _tapaco("train" if split == "validation" else split, limit, language, seed)
+    raise TunescopeError(f"unknown paraphrase dataset {name!r}: expected 'mrpc' or 'tapaco' "
+                         "(or load_pairs(path) for a local CSV/JSONL file)")

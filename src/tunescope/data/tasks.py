@@ -1,0 +1,206 @@
+"""Downstream tasks with meaning-preserving perturbations (C3): built-in, local JSONL, hub data.
+
+* :func:`builtin_task` is a sentiment task of 200 short review sentences (movies, products,
+  restaurants; 100 positive, 100 negative), each with a hand-written ``"paraphrase"`` and a
+  ``"typo"`` and a ``"casing"`` perturbation made by :mod:`tunescope.data.perturb`.
+* :func:`load_task` reads a user's JSONL task: an optional header object
+  ``{"task", "labels", "label_words", "prompt_template"}`` on the first line, then rows
+  ``{"id", "text", "label", "perturbations": {kind: text}}``.
+* :func:`hf_task` loads SST-2 or RTE through the optional ``datasets`` package and adds
+  ``"typo"`` and ``"casing"`` perturbations by code. It adds no ``"paraphrase"``: that needs a
+  paraphrase model, which is not available offline.
+
+Every malformed line raises :class:`~tunescope.errors.DataError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from importlib import resources
+from pathlib import Path
+
+from tunescope.data.pairs import hub_load, json_objects, read_text
+from tunescope.data.perturb import recase, typo
+from tunescope.data.types import Task, TaskExample
+from tunescope.errors import DataError, TunescopeError
+
+DEFAULT_TEMPLATE = "{text}\nAnswer:"
+"""Prompt template of a user task whose header gives none."""
+
+SENTIMENT_TEMPLATE = "Review: {text}\nSentiment (positive or negative):"
+SENTIMENT_LABELS = ("negative", "positive")
+SENTIMENT_WORDS = (("negative", " negative"), ("positive", " positive"))
+
+RTE_TEMPLATE = ("{text}\nQuestion: Does the last sentence follow from the text before it? "
+                "Answer (yes or no):")
+RTE_LABELS = ("entailment", "not_entailment")
+RTE_WORDS = (("entailment", " yes"), ("not_entailment", " no"))
+
+_HEADER_KEYS = frozenset({"task", "labels", "label_words", "prompt_template"})
+
+
+def _header(path: Path, line: int, row: dict) -> dict:
+    """Validated header fields (only those present)."""
+    def bad(field, msg):
+        return DataError(msg, path=str(path), line=line, field=field)
+
+    out = {}
+    if "task" in row:
+        if not isinstance(row["task"], str) or not row["task"].strip():
+            raise bad("task", f"must be a non-empty string, got {row['task']!r}")
+        out["name"] = row["task"].strip()
+    if "labels" in row:
+        labels = row["labels"]
+        if (not isinstance(labels, list) or len(labels) < 2
+                or not all(isinstance(x, str) and x for x in labels)):
+            raise bad("labels", f"must be a list of two or more label strings, got {labels!r}")
+        if len(set(labels)) != len(labels):
+            raise bad("labels", f"has duplicate labels: {labels!r}")
+        out["labels"] = tuple(labels)
+    if "label_words" in row:
+        words = row["label_words"]
+        if not isinstance(words, dict) or not all(isinstance(w, str) and w
+                                                  for w in words.values()):
+            raise bad("label_words", f"must map each label to a non-empty string, got {words!r}")
+        missing = [x for x in out.get("labels", ()) if x not in words]
+        if missing:
+            raise bad("label_words", f"no word for label(s) {', '.join(missing)}")
+        out["label_words"] = dict(words)
+    if "prompt_template" in row:
+        template = row["prompt_template"]
+        if not isinstance(template, str) or "{text}" not in template:
+            raise bad("prompt_template", f"must be a string containing {{text}}, got {template!r}")
+        out["prompt_template"] = template
+    return out
+
+
+def _example(path: Path, line: int, row: dict, labels: tuple[str, ...] | None) -> TaskExample:
+    def bad(field, msg):
+        return DataError(msg, path=str(path), line=line, field=field)
+
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise bad("text", "missing" if text is None else f"must be a non-empty string, got {text!r}")
+    label = row.get("label")
+    if isinstance(label, int) and not isinstance(label, bool):
+        label = str(label)
+    if not isinstance(label, str) or not label:
+        raise bad("label", "missing" if label is None else f"must be a string, got {label!r}")
+    if labels is not None and label not in labels:
+        raise bad("label", f"{label!r} is not one of the task's labels ({', '.join(labels)})")
+    ex_id = row.get("id", f"line{line}")
+    if isinstance(ex_id, int) and not isinstance(ex_id, bool):
+        ex_id = str(ex_id)
+    if not isinstance(ex_id, str) or not ex_id:
+        raise bad("id", f"must be a non-empty string, got {ex_id!r}")
+    perts = row.get("perturbations", {})
+    if not isinstance(perts, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              and v.strip() for k, v in perts.items()):
+        raise bad("perturbations", f"must be an object mapping kinds to non-empty strings, "
+                                   f"got {perts!r}")
+    return TaskExample(ex_id, text, label, tuple(perts.items()))
+
+
+def load_task(path: str | os.PathLike, name: str | None = None) -> Task:
+    """A labelled task with perturbations from a JSONL file.
+
+    The first line may be a header object with any of ``"task"`` (name), ``"labels"`` (list),
+    ``"label_words"`` (label -> word scored as the zero-shot continuation) and
+    ``"prompt_template"`` (contains ``{text}``). Defaults: the name is ``name`` or the file
+    stem, labels are the sorted distinct labels of the examples, each label's word is
+    ``" " + label``, the template is :data:`DEFAULT_TEMPLATE`. Every other line is an example
+    ``{"id", "text", "label", "perturbations": {kind: text}}`` (``id`` defaults to
+    ``"line<N>"``, ``perturbations`` to none). ``name`` overrides the header's name.
+    """
+    p, text = read_text(path)
+    header: dict = {}
+    rows = []
+    for lineno, row in json_objects(p, text):
+        if not rows and not header and "text" not in row and _HEADER_KEYS & row.keys():
+            header = _header(p, lineno, row)
+            continue
+        rows.append((lineno, row))
+    labels = header.get("labels")
+    examples = [_example(p, lineno, row, labels) for lineno, row in rows]
+    if not examples:
+        raise DataError("no examples in file", path=str(p))
+    seen: dict[str, int] = {}
+    for (lineno, _), ex in zip(rows, examples):
+        if ex.id in seen:
+            raise DataError(f"duplicate id {ex.id!r} (first on line {seen[ex.id]})", path=str(p),
+                            line=lineno, field="id")
+        seen[ex.id] = lineno
+    if labels is None:
+        labels = tuple(sorted({ex.label for ex in examples}))
+        if len(labels) < 2:
+            raise DataError(f"a task needs two or more labels, found only {labels!r}",
+                            path=str(p), field="label")
+    words = header.get("label_words", {})
+    return Task(name=name or header.get("name") or p.stem, labels=labels,
+                label_words=tuple((x, words.get(x, " " + x)) for x in labels),
+                prompt_template=header.get("prompt_template", DEFAULT_TEMPLATE),
+                examples=tuple(examples))
+
+
+def builtin_task_path() -> Path:
+    """The JSONL file of the built-in sentiment task (inside the installed package)."""
+    return Path(str(resources.files("tunescope.data").joinpath("builtin", "sentiment.jsonl")))
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_task() -> Task:
+    """The built-in sentiment task: 200 reviews, 100 per label, 3 perturbations each.
+
+    Labels ``("negative", "positive")`` scored as `` negative`` / `` positive`` after the
+    prompt :data:`SENTIMENT_TEMPLATE`. Perturbation kinds: ``"paraphrase"`` (hand-written,
+    same sentiment), ``"typo"`` (:func:`~tunescope.data.perturb.typo`, seed = example number)
+    and ``"casing"`` (:func:`~tunescope.data.perturb.recase`, same seed).
+    """
+    task = load_task(builtin_task_path())
+    return dataclasses.replace(task, name="sentiment", labels=SENTIMENT_LABELS,
+                               label_words=SENTIMENT_WORDS, prompt_template=SENTIMENT_TEMPLATE)
+
+
+def perturbed(ex_id: str, text: str, label: str, seed: int) -> TaskExample:
+    """A TaskExample with code-made ``"typo"`` and ``"casing"`` perturbations for ``seed``."""
+    return TaskExample(ex_id, text, label, (("typo", typo(text, seed)),
+                                            ("casing", recase(text, seed))))
+
+
+def hf_task(name: str, split: str = "validation", limit: int | None = None, *,
+            seed: int = 0) -> Task:
+    """SST-2 or RTE from the Hugging Face hub (GLUE), with typo and casing perturbations.
+
+    ``name``: ``"sst2"`` (also ``"glue/sst2"``) or ``"rte"`` (also ``"glue/rte"``). RTE's text
+    is premise + " " + hypothesis; its labels are ``entailment`` / ``not_entailment``, scored
+    as `` yes`` / `` no``. Perturbations are ``"typo"`` and ``"casing"`` only, made with seed
+    ``seed * 1_000_003 + row number``; there is no ``"paraphrase"`` (no paraphrase model is
+    available offline). Unlabelled rows (GLUE test splits) are skipped; ``limit`` caps the
+    number of examples. Needs ``pip install tunescope[online]``; a hub that cannot be reached
+    raises a one-line TunescopeError.
+    """
+    key = name.strip().lower().removeprefix("nyu-mll/").removeprefix("glue/").removeprefix("glue:")
+    if key in ("sst2", "sst-2"):
+        config, labels, words, template = "sst2", SENTIMENT_LABELS, SENTIMENT_WORDS, SENTIMENT_TEMPLATE
+    elif key == "rte":
+        config, labels, words, template = "rte", RTE_LABELS, RTE_WORDS, RTE_TEMPLATE
+    else:
+        raise TunescopeError(f"unknown task {name!r}: expected 'sst2' or 'rte' "
+                             "(or load_task(path) for a local JSONL file)")
+    rows = hub_load("nyu-mll/glue", config, split, "load_task(path)")
+    examples = []
+    for i, row in enumerate(rows):
+        if limit is not None and len(examples) >= limit:
+            break
+        if row.get("label") not in (0, 1):
+            continue
+        if config == "sst2":
+            text = row["sentence"].strip()
+        else:
+            text = row["sentence1"].strip() + " " + row["sentence2"].strip()
+        ex_id = f"{config}-{split}-{row.get('idx', i)}"
+        examples.append(perturbed(ex_id, text, labels[row["label"]], seed * 1_000_003 + i))
+    return Task(name=config, labels=labels, label_words=words, prompt_template=template,
+                examples=tuple(examples))
