@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -38,6 +39,7 @@ RTE_TEMPLATE = ("{text}\nQuestion: Does the last sentence follow from the text b
 RTE_LABELS = ("entailment", "not_entailment")
 RTE_WORDS = (("entailment", " yes"), ("not_entailment", " no"))
 
+_WORDS = re.compile(r"[A-Za-z]+")
 _HEADER_KEYS = frozenset({"task", "labels", "label_words", "prompt_template"})
 
 
@@ -82,7 +84,8 @@ def _example(path: Path, line: int, row: dict, labels: tuple[str, ...] | None) -
 
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise bad("text", "missing" if text is None else f"must be a non-empty string, got {text!r}")
+        raise bad("text", "missing" if text is None
+                  else f"must be a non-empty string, got {text!r}")
     label = row.get("label")
     if isinstance(label, int) and not isinstance(label, bool):
         label = str(label)
@@ -163,9 +166,13 @@ def builtin_task() -> Task:
                                label_words=SENTIMENT_WORDS, prompt_template=SENTIMENT_TEMPLATE)
 
 
-def perturbed(ex_id: str, text: str, label: str, seed: int) -> TaskExample:
-    """A TaskExample with code-made ``"typo"`` and ``"casing"`` perturbations for ``seed``."""
-    return TaskExample(ex_id, text, label, (("typo", typo(text, seed)),
+def perturbed(ex_id: str, text: str, label: str, seed: int,
+              vocabulary: frozenset[str] = frozenset()) -> TaskExample:
+    """A TaskExample with code-made ``"typo"`` and ``"casing"`` perturbations for ``seed``.
+
+    ``vocabulary`` holds real words a typo must not produce (see :func:`typo`).
+    """
+    return TaskExample(ex_id, text, label, (("typo", typo(text, seed, avoid=vocabulary)),
                                             ("casing", recase(text, seed))))
 
 
@@ -176,31 +183,35 @@ def hf_task(name: str, split: str = "validation", limit: int | None = None, *,
     ``name``: ``"sst2"`` (also ``"glue/sst2"``) or ``"rte"`` (also ``"glue/rte"``). RTE's text
     is premise + " " + hypothesis; its labels are ``entailment`` / ``not_entailment``, scored
     as `` yes`` / `` no``. Perturbations are ``"typo"`` and ``"casing"`` only, made with seed
-    ``seed * 1_000_003 + row number``; there is no ``"paraphrase"`` (no paraphrase model is
-    available offline). Unlabelled rows (GLUE test splits) are skipped; ``limit`` caps the
-    number of examples. Needs ``pip install tunescope[online]``; a hub that cannot be reached
-    raises a one-line TunescopeError.
+    ``seed * 1_000_003 + row number``; typos avoid every word that occurs in the split. There
+    is no ``"paraphrase"``: that needs a paraphrase model, and none is available offline.
+    Unlabelled rows (GLUE test splits) are skipped; ``limit`` caps the number of examples.
+    Needs ``pip install tunescope[online]``; a hub that cannot be reached raises a one-line
+    TunescopeError.
     """
     key = name.strip().lower().removeprefix("nyu-mll/").removeprefix("glue/").removeprefix("glue:")
     if key in ("sst2", "sst-2"):
-        config, labels, words, template = "sst2", SENTIMENT_LABELS, SENTIMENT_WORDS, SENTIMENT_TEMPLATE
+        config, labels, words, template = ("sst2", SENTIMENT_LABELS, SENTIMENT_WORDS,
+                                           SENTIMENT_TEMPLATE)
     elif key == "rte":
         config, labels, words, template = "rte", RTE_LABELS, RTE_WORDS, RTE_TEMPLATE
     else:
         raise TunescopeError(f"unknown task {name!r}: expected 'sst2' or 'rte' "
                              "(or load_task(path) for a local JSONL file)")
     rows = hub_load("nyu-mll/glue", config, split, "load_task(path)")
-    examples = []
+    kept = []  # (row number, idx, text, label)
     for i, row in enumerate(rows):
-        if limit is not None and len(examples) >= limit:
-            break
-        if row.get("label") not in (0, 1):
+        if row.get("label") not in (0, 1):  # GLUE test splits are unlabelled (-1)
             continue
         if config == "sst2":
             text = row["sentence"].strip()
         else:
             text = row["sentence1"].strip() + " " + row["sentence2"].strip()
-        ex_id = f"{config}-{split}-{row.get('idx', i)}"
-        examples.append(perturbed(ex_id, text, labels[row["label"]], seed * 1_000_003 + i))
+        kept.append((i, row.get("idx", i), text, labels[row["label"]]))
+    # The words of the whole split serve as the vocabulary typos must not produce
+    # (taken before the limit, so an example's typo does not depend on the limit).
+    vocabulary = frozenset(w.lower() for _, _, text, _ in kept for w in _WORDS.findall(text))
+    examples = [perturbed(f"{config}-{split}-{idx}", text, label, seed * 1_000_003 + i,
+                          vocabulary) for i, idx, text, label in kept[:limit]]
     return Task(name=config, labels=labels, label_words=words, prompt_template=template,
                 examples=tuple(examples))

@@ -104,7 +104,7 @@ def _from_dir(path: Path, name: str, source: str, device: str, revision=None, **
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=kwargs["trust_remote_code"])
         model = AutoModelForCausalLM.from_pretrained(
             path, device_map="auto" if device == "auto" else None, **kwargs)
-    except (OSError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to read user files is reported as such
         raise ModelFileError(f"cannot load model from {path}: {_one_line(e)}") from None
     return LM.from_hf(_place(model, device), tokenizer, name=name, source=source,
                       revision=revision)
@@ -121,7 +121,7 @@ def _from_gguf(path: Path, name: str, device: str, dtype) -> LM:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
-    except (OSError, ValueError, RuntimeError, KeyError, IndexError) as e:
+    except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways (struct, key, ...)
         message = _one_line(e)
         if "architecture" in message.lower() and "not supported" in message.lower():
             raise UnsupportedArchitectureError(f"{path}: {message}") from None
@@ -183,4 +183,4 @@ def _hub_error(hub_id: str, error: Exception) -> TunescopeError:
 
 def _one_line(error: Exception) -> str:
     text = " ".join(str(error).split())
-    return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

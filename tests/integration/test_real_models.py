@@ -1,0 +1,100 @@
+"""The two real bundled models: loading, predictions, scoring, hooks, batching."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from tunescope import load
+from tunescope.engine import generate_greedy, next_token_logprobs, score_continuations
+from tunescope.engine.forward import top_predictions
+from tunescope.models import bundled
+from tunescope.models.hooks import trace
+
+pytestmark = pytest.mark.integration
+
+PROMPTS = ["The capital of France is", "The official language of Spain is",
+           "The Eiffel Tower is located in the city of", "Romeo and Juliet was written by"]
+
+
+def test_metadata(gemma, smollm):
+    assert gemma.family == "gemma3_text" and gemma.source == "bundled"
+    assert gemma.anatomy.n_layers == 18 and gemma.anatomy.n_kv_heads == 1
+    assert not gemma.has_chat_template and gemma.extra["role"] == "base"
+    assert smollm.family == "llama" and smollm.anatomy.n_layers == 30
+    assert smollm.anatomy.n_heads == 9 and smollm.anatomy.n_kv_heads == 3
+    assert smollm.has_chat_template and smollm.extra["role"] == "instruct"
+    assert gemma.dtype == smollm.dtype == torch.float32
+
+
+def test_smollm_knows_the_capital_of_france(smollm, gemma):
+    assert top_predictions(smollm, ["The capital of France is"], k=1)[0][0][0] == " Paris"
+    gemma_top = [t for t, _ in top_predictions(gemma, ["The capital of France is"], k=3)[0]]
+    assert " Paris" in gemma_top
+    assert top_predictions(gemma, ["The official language of Spain is"], k=1)[0][0][0] == " Spanish"
+
+
+@pytest.mark.parametrize("which", ["gemma", "smollm"])
+def test_summed_logprob_equals_single_full_forward(which, request):
+    lm = request.getfixturevalue(which)
+    cands = [["Paris", "Lyon", "the city of lights"], ["Spanish", "Catalan"],
+             ["Paris", "Rome"], ["William Shakespeare", "Charles Dickens"]]
+    scores = score_continuations(lm, PROMPTS, cands)
+    for prompt, cs, s in zip(PROMPTS, cands, scores):
+        p_ids = lm.tokenizer(prompt)["input_ids"]
+        for c, got in zip(cs, s.sum_logprob):
+            ids = lm.tokenizer(prompt + " " + c)["input_ids"]
+            with torch.no_grad():
+                lp = torch.log_softmax(lm.model(torch.tensor([ids])).logits[0], -1)
+            expected = sum(float(lp[t - 1, ids[t]]) for t in range(len(p_ids), len(ids)))
+            assert got == pytest.approx(expected, abs=1e-4)
+    assert scores[0].sum_logprob[0] > scores[0].sum_logprob[1]  # Paris beats Lyon
+
+
+@pytest.mark.parametrize("which", ["gemma", "smollm"])
+def test_batched_equals_unbatched_and_hooks_change_nothing(which, request):
+    lm = request.getfixturevalue(which)
+    batched = next_token_logprobs(lm, PROMPTS, batch_size=4)
+    single = torch.cat([next_token_logprobs(lm, [p], batch_size=1) for p in PROMPTS])
+    # Multithreaded BLAS sums in a different order for different batch shapes (even for
+    # identical rows), so real-size logits differ in the last float32 bits: about 1e-6
+    # relative. Probabilities agree to 1e-5 absolute; log-probabilities to float32 precision.
+    torch.testing.assert_close(batched.exp(), single.exp(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=2e-6)
+    assert torch.equal(batched.argmax(-1), single.argmax(-1))
+    ids = torch.tensor([lm.tokenizer(PROMPTS[0])["input_ids"]])
+    with torch.no_grad():
+        plain = lm.model(ids).logits
+        with trace(lm, points=("embed", "resid_post", "attn_out", "mlp_out")):
+            hooked = lm.model(ids).logits
+    assert torch.equal(plain, hooked)
+
+
+def test_generation_batched_equals_single(smollm):
+    prompts = [smollm.format_prompt(p, chat=True) for p in ["What is 2+2?", "Name a color."]]
+    batched = generate_greedy(smollm, prompts, max_new_tokens=12)
+    single = [generate_greedy(smollm, [p], max_new_tokens=12, batch_size=1)[0] for p in prompts]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+    assert "4" in batched[0].text
+
+
+def test_prepared_cache_matches_fresh_transformers_load(smollm):
+    """The cached safetensors are the dequantised GGUF: a fresh GGUF load gives equal logits."""
+    gguf = bundled._gguf_parts(bundled.get("smollm2-135m-instruct"))[0]
+    direct = load(gguf)
+    assert direct.source == "gguf"
+    ids = torch.tensor([smollm.tokenizer("The capital of France is")["input_ids"]])
+    assert ids.tolist() == [direct.tokenizer("The capital of France is")["input_ids"]]
+    with torch.no_grad():
+        assert torch.equal(direct.model(ids).logits, smollm.model(ids).logits)
+
+
+def test_second_load_is_fast_and_marker_is_complete(gemma):
+    directory = bundled.model_dir("gemma-3-270m")
+    meta = json.loads((directory / bundled.MARKER).read_text())
+    assert meta["gguf_sha256"] == bundled.get("gemma-3-270m").sha256
+    start = time.perf_counter()
+    again = load("gemma-3-270m")
+    assert time.perf_counter() - start < 60  # seconds, not the minute of dequantisation
+    assert again.anatomy.n_layers == 18
