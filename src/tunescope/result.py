@@ -156,3 +156,14 @@ class Result:
         except (OSError, ValueError, KeyError) as e:
             raise DataError(f"cannot read result: {e}", path=str(path)) from None
         return cls(meta["analysis"], tables, summary, provenance)
+
+
+def provenance(lm, config, dataset: dict, seed: int | None = None,
+               timings: dict | None = None) -> dict:
+    """The provenance every analysis records: model metadata, config (a dataclass), dataset
+    description (``{"kind", "name", "fingerprint", "size", ...}``), versions, seed, timings (s)."""
+    from dataclasses import asdict, is_dataclass
+
+    return {"model": lm.metadata, "config": asdict(config) if is_dataclass(config) else config,
+            "dataset": dataset, "versions": package_versions(), "seed": seed,
+            "timings": timings or {}}

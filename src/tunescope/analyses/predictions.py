@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pandas as pd
 
 from tunescope.analyses.registry import register
 from tunescope.engine.forward import next_token_logprobs
 from tunescope.models.lm import LM
-from tunescope.result import Result, fingerprint, package_versions
+from tunescope.result import Result, fingerprint, provenance
 
 FACTUAL_PROMPTS = (
     "The capital of France is",
@@ -47,7 +47,6 @@ def next_token_predictions(lm: LM, prompts: Sequence[str] = FACTUAL_PROMPTS,
     return Result(
         "next_token_predictions", {"predictions": table},
         summary={"n_prompts": len(prompts), "mean_top1_probability": float(best["probability"].mean())},
-        provenance={"model": lm.metadata, "config": asdict(config),
-                    "dataset": {"kind": "prompts", "fingerprint": fingerprint(list(prompts))},
-                    "versions": package_versions(), "seed": None,
-                    "timings": {"analysis_s": time.perf_counter() - start}})
+        provenance=provenance(lm, config, {"kind": "prompts", "size": len(prompts),
+                                           "fingerprint": fingerprint(list(prompts))},
+                              timings={"analysis_s": time.perf_counter() - start}))
