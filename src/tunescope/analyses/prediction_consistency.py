@@ -1,0 +1,150 @@
+"""prediction_consistency (C1): do paraphrased factual queries get the same answer?
+
+For every relation, fact and template (``[Y]`` last), the prompt is the template's text before
+``[Y]`` with the subject filled in. The model's prediction is either the best of the relation's
+gold objects by log-probability (``mode="candidates"``; summed or length-normalised mean) or the
+first word it generates greedily (``mode="greedy"``). Metrics: see
+:mod:`tunescope.analyses.consistency_metrics`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tunescope.analyses import consistency_metrics
+from tunescope.analyses.registry import register
+from tunescope.data.types import Relation, Template
+from tunescope.engine.generation import generate_greedy
+from tunescope.engine.scoring import score_continuations
+from tunescope.errors import TunescopeError
+from tunescope.models.lm import LM
+from tunescope.result import Result, fingerprint, provenance
+
+_WORD = re.compile(r"[\w'-]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class PredictionConsistencyConfig:
+    """C1 settings.
+
+    mode: ``"candidates"`` (argmax over the relation's gold objects) or ``"greedy"`` (first
+        word of the greedy continuation).
+    score: ``"sum"`` (summed log-probability of the candidate's tokens) or ``"mean"``
+        (length-normalised).
+    article_filter: skip (template, fact) where "a [Y]"/"an [Y]" does not fit the object.
+    chat: wrap prompts in the chat template (instruct models); raw prompts by default.
+    max_new_tokens: generation budget of greedy mode.
+    """
+
+    mode: str = "candidates"
+    score: str = "sum"
+    article_filter: bool = True
+    chat: bool = False
+    max_new_tokens: int = 8
+    batch_size: int | None = None
+
+
+def article_fits(template: Template, obj: str) -> bool:
+    """False when the template reads "a [Y]" before a vowel or "an [Y]" before a consonant."""
+    if template.article is None or not obj:
+        return True
+    vowel = obj[0].lower() in "aeiou"
+    return vowel == (template.article == "an")
+
+
+def first_word(text: str) -> str:
+    """The first word of ``text``, lower-cased, punctuation stripped ("" when none)."""
+    match = _WORD.search(text)
+    return match.group(0).lower() if match else ""
+
+
+def queries(relations: Sequence[Relation], article_filter: bool = True) -> pd.DataFrame:
+    """One row per (relation, fact, template) to ask: relation, subject, object, template
+    index, template, prompt. Templates whose ``[Y]`` is not last are skipped."""
+    rows = []
+    for rel in relations:
+        templates = [t for t in rel.templates if t.y_last]
+        for fact in rel.facts:
+            for t_index, template in enumerate(templates):
+                if article_filter and not article_fits(template, fact.object):
+                    continue
+                rows.append({"relation": rel.id, "subject": fact.subject, "object": fact.object,
+                             "template_index": t_index, "template": template.pattern,
+                             "prompt": template.prompt(fact.subject)})
+    return pd.DataFrame(rows, columns=["relation", "subject", "object", "template_index",
+                                       "template", "prompt"])
+
+
+def _check(relations: Sequence[Relation], config: PredictionConsistencyConfig) -> None:
+    if config.mode not in ("candidates", "greedy"):
+        raise TunescopeError(f"unknown mode '{config.mode}'; use 'candidates' or 'greedy'")
+    if config.score not in ("sum", "mean"):
+        raise TunescopeError(f"unknown score '{config.score}'; use 'sum' or 'mean'")
+    if not relations:
+        raise TunescopeError("no relations given")
+
+
+def _predict_candidates(lm, table, relations, config) -> pd.DataFrame:
+    objects = {rel.id: list(rel.objects) for rel in relations}
+    cands = [objects[r] for r in table["relation"]]
+    scores = score_continuations(lm, table["model_prompt"].tolist(), cands,
+                                 batch_size=config.batch_size,
+                                 desc=f"{lm.name}: scoring ParaRel candidates")
+    best, gold_score, best_score, gold_rank = [], [], [], []
+    for cand, gold, s in zip(cands, table["object"], scores):
+        values = s.sum_logprob if config.score == "sum" else s.mean_logprob
+        i = int(np.argmax(values))
+        g = cand.index(gold)
+        best.append(cand[i])
+        best_score.append(float(values[i]))
+        gold_score.append(float(values[g]))
+        gold_rank.append(int((values > values[g]).sum()) + 1)
+    return table.assign(prediction=best, correct=[p == o for p, o in zip(best, table["object"])],
+                        prediction_score=best_score, gold_score=gold_score, gold_rank=gold_rank,
+                        n_candidates=[len(c) for c in cands])
+
+
+def _predict_greedy(lm, table, config) -> pd.DataFrame:
+    outs = generate_greedy(lm, table["model_prompt"].tolist(), max_new_tokens=config.max_new_tokens,
+                           batch_size=config.batch_size, desc=f"{lm.name}: greedy ParaRel answers")
+    words = [first_word(g.text) for g in outs]
+    return table.assign(generated=[g.text for g in outs], prediction=words,
+                        correct=[w == first_word(o) and w != "" for w, o in zip(words, table["object"])])
+
+
+@register("prediction_consistency", PredictionConsistencyConfig, dataset="pararel")
+def prediction_consistency(lm: LM, relations: Sequence[Relation],
+                           config: PredictionConsistencyConfig = PredictionConsistencyConfig()
+                           ) -> Result:
+    """Accuracy and consistency of factual predictions across paraphrased templates (C1)."""
+    start = time.perf_counter()
+    _check(relations, config)
+    table = queries(relations, config.article_filter)
+    if table.empty:
+        raise TunescopeError("no queries: no template has [Y] last, or the article filter "
+                             "removed every (template, fact)")
+    table["model_prompt"] = [lm.format_prompt(p, chat=config.chat) for p in table["prompt"]]
+    if config.mode == "candidates":
+        predictions = _predict_candidates(lm, table, relations, config)
+    else:
+        predictions = _predict_greedy(lm, table, config)
+    predictions = predictions.drop(columns="model_prompt")
+    per_relation = consistency_metrics.per_relation(predictions)
+    summary = {f"macro_{k}": v for k, v in consistency_metrics.macro(per_relation).items()}
+    summary.update(mode=config.mode, prompt_format="chat" if config.chat else "raw",
+                   n_relations=len(per_relation), n_queries=len(predictions))
+    dataset = {"kind": "pararel", "relations": [r.id for r in relations],
+               "size": len(predictions),
+               "fingerprint": fingerprint([[r.id, [t.pattern for t in r.templates],
+                                            [(f.subject, f.object) for f in r.facts]]
+                                           for r in relations])}
+    return Result("prediction_consistency",
+                  {"per_relation": per_relation, "predictions": predictions}, summary,
+                  provenance(lm, config, dataset,
+                             timings={"analysis_s": time.perf_counter() - start}))
