@@ -137,3 +137,21 @@ def test_generation_batched_equals_single_and_manual_greedy(lm):
     assert list(batched[0].token_ids) == ids[len(batched[0].prompt_ids):]
     assert all(len(g.token_ids) == 6 for g in batched)
     assert batched[0].text == lm.tokenizer.decode(list(batched[0].token_ids), skip_special_tokens=True)
+
+
+def test_candidates_sharing_input_tokens_share_a_row(monkeypatch):
+    """Candidates of one prompt with the same leading tokens run as one row, with exact scores."""
+    lm = tiny_lm("llama")
+    prompt, cands = "The capital of France is", ["Paris is", "Paris.", "Rome", "x"]
+    reference = _reference_scores(lm, prompt, cands)
+    calls = []
+    forward = lm.model.forward
+    monkeypatch.setattr(lm.model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape)
+                        or forward(*a, **k))
+    got = score_continuations(lm, [prompt], [cands])[0].sum_logprob
+    assert got == pytest.approx(reference, abs=1e-5)
+    shared = split_continuations(lm, prompt, cands)
+    distinct_inputs = {tuple(c[:-1]) for c in shared.continuations if len(c) > 1}
+    multi = [c for c in shared.continuations if len(c) > 1]
+    assert len(distinct_inputs) < len(multi)   # "Paris is" and "Paris." both feed " Paris"
+    assert len(calls) == 2 and calls[1][0] == len(distinct_inputs)

@@ -80,22 +80,27 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
     scores = [[float(first[i, c[0]]) for c in q.continuations] for i, q in enumerate(queries)]
 
     # Continuations of two or more tokens: feed all but the last token on top of the cache.
-    rows = [(i, j, c) for i, q in enumerate(queries) for j, c in enumerate(q.continuations)
-            if len(c) > 1]
-    rows.sort(key=lambda r: -len(r[2]))
+    # Candidates of one prompt that share those input tokens ("New York", "New Delhi") share a
+    # row: its log-probabilities serve all of them.
+    row_of: dict[tuple[int, tuple[int, ...]], list[tuple[int, list[int]]]] = {}
+    for i, q in enumerate(queries):
+        for j, c in enumerate(q.continuations):
+            if len(c) > 1:
+                row_of.setdefault((i, tuple(c[:-1])), []).append((j, c))
+    rows = sorted(row_of.items(), key=lambda r: -len(r[0][1]))
     vocab = lm.anatomy.vocab_size
     start = 0
     while start < len(rows):
-        width = len(rows[start][2]) - 1
+        width = len(rows[start][0][1])
         n = max(1, min(len(rows) - start, LOGIT_BUDGET // (width * vocab)))
         chunk = rows[start:start + n]
         start += n
-        prompt_rows = torch.tensor([i for i, _, _ in chunk], device=lm.device)
+        prompt_rows = torch.tensor([i for (i, _), _ in chunk], device=lm.device)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, (_, _, c) in enumerate(chunk):
-            ids[r, :len(c) - 1] = torch.tensor(c[:-1])
-            mask[r, :len(c) - 1] = 1
+        for r, ((_, inputs), _) in enumerate(chunk):
+            ids[r, :len(inputs)] = torch.tensor(inputs)
+            mask[r, :len(inputs)] = 1
         ids, mask = ids.to(lm.device), mask.to(lm.device)
         positions = batch.lengths[prompt_rows, None] + torch.arange(width, device=lm.device)
         logits = lm.model(
@@ -103,10 +108,11 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
             attention_mask=torch.cat([batch.attention_mask[prompt_rows], mask], dim=1),
             past_key_values=_select_cache(cache, prompt_rows), use_cache=True).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for r, (i, j, c) in enumerate(chunk):
-            targets = torch.tensor(c[1:], device=lm.device)
-            picked = logprobs[r, torch.arange(len(c) - 1, device=lm.device), targets]
-            scores[i][j] += float(picked.sum())
+        for r, ((i, _), members) in enumerate(chunk):
+            for j, c in members:
+                targets = torch.tensor(c[1:], device=lm.device)
+                picked = logprobs[r, torch.arange(len(c) - 1, device=lm.device), targets]
+                scores[i][j] += float(picked.sum())
     return scores
 
 
