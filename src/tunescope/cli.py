@@ -21,6 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 models_app = typer.Typer(help="Bundled offline models: list them, prepare them.",
                          invoke_without_command=True, pretty_exceptions_enable=False)
 app.add_typer(models_app, name="models")
+datasets_app = typer.Typer(help="Built-in datasets and loaders; download public ones.",
+                           invoke_without_command=True, pretty_exceptions_enable=False)
+app.add_typer(datasets_app, name="datasets")
 out = Console()
 
 
@@ -55,6 +58,58 @@ def models_pull(names: list[str] = typer.Argument(None, help="bundled model name
         bundled.get(name)
     for name in names:
         out.print(f"{name}: ready at {bundled.pull(name)}")
+
+
+@datasets_app.callback()
+def datasets_list(ctx: typer.Context):
+    """List the built-in datasets and the loaders for users' own and public data."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tunescope import data
+
+    relations = data.pararel()
+    pairs = data.builtin_pairs()
+    task = data.builtin_task()
+    table = Table(title="built-in datasets")
+    for col in ("name", "kind", "size", "load with"):
+        table.add_column(col)
+    table.add_row("mini-pararel", "pararel", f"{len(relations)} relations, "
+                  f"{sum(len(r.facts) for r in relations)} facts", "tunescope.data.pararel()")
+    table.add_row("pairs", "pairs", f"{len(pairs)} pairs ({sum(p.label for p in pairs)} "
+                  "paraphrases)", "tunescope.data.builtin_pairs()")
+    table.add_row(task.name, "task", f"{len(task.examples)} examples x "
+                  f"{len(task.examples[0].perturbations)} perturbations",
+                  "tunescope.data.builtin_task()")
+    out.print(table)
+    loaders = Table(title="loaders")
+    loaders.add_column("data")
+    loaders.add_column("call")
+    for name, call in [
+        ("ParaRel directory (either layout)", "tunescope.data.pararel(path=DIR)"),
+        ("ParaRel download", "tunescope datasets pull pararel [--dest DIR]"),
+        ("paraphrase pairs CSV/TSV/JSONL (a, b, label)", "tunescope.data.load_pairs(PATH)"),
+        ("MRPC, TaPaCo (needs `datasets`)", "tunescope.data.hf_pairs('mrpc'|'tapaco')"),
+        ("task JSONL", "tunescope.data.load_task(PATH)"),
+        ("SST-2, RTE (needs `datasets`)", "tunescope.data.hf_task('sst2'|'rte')"),
+    ]:
+        loaders.add_row(name, call)
+    out.print(loaders)
+
+
+@datasets_app.command("pull")
+def datasets_pull(name: str = typer.Argument(..., help="dataset to download: pararel"),
+                  dest: Path = typer.Option(None, help="target directory (default: the cache)"),
+                  url: str = typer.Option(None, help="base URL of the ParaRel repository")):
+    """Download a public dataset (needs internet): ParaRel's templates and facts."""
+    from tunescope.data.pararel import DEFAULT_URL, pull_pararel
+    from tunescope.models.bundled import cache_dir
+
+    if name != "pararel":
+        raise TunescopeError(f"unknown dataset '{name}'; downloadable: pararel")
+    target = dest or cache_dir() / "datasets" / "pararel"
+    out.print(f"downloading ParaRel into {target} ...")
+    path = pull_pararel(target, base_url=url or DEFAULT_URL)
+    out.print(f"ParaRel ready at {path}; use it with tunescope.data.pararel(path='{path}')")
 
 
 @app.command()
