@@ -1,0 +1,259 @@
+"""downstream_consistency (METHODS.md C3): does a perturbation that keeps the meaning of a task
+input keep the model's prediction?
+
+Two ways to read a prediction off a frozen model:
+
+* ``"probe"``: a logistic-regression probe on pooled residual-stream representations of one
+  layer, trained on the CLEAN inputs of a stratified training split only, then applied to the
+  held-out test inputs and their perturbations.
+* ``"zero_shot"``: each label word scored as the continuation of the task's prompt; the
+  prediction is the label whose word has the highest summed log-probability (nats).
+
+Consistency is the share of (original, perturbed) pairs with the same predicted label; accuracy
+is reported on the originals and on the perturbed inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tunescope.analyses.registry import register
+from tunescope.data.types import Task, TaskExample
+from tunescope.engine.batching import encode
+from tunescope.engine.pooling import check_poolings, pooled_states
+from tunescope.engine.scoring import score_continuations
+from tunescope.errors import TunescopeError
+from tunescope.models.lm import LM
+from tunescope.result import Result, fingerprint, provenance
+
+MODES = ("probe", "zero_shot")
+ORIGINAL = "original"
+"""The ``kind`` of an unperturbed input in the predictions table."""
+ALL = "all"
+"""The ``kind`` of the metrics row that pools every perturbation kind."""
+
+
+@dataclass(frozen=True)
+class DownstreamConfig:
+    """Settings of :func:`downstream_consistency`.
+
+    Attributes:
+        modes: which predictions to evaluate, any of ``"probe"`` and ``"zero_shot"``.
+        layer: the probe's block (its ``resid_post`` output); None = the last block, negative
+            values count from the end.
+        pooling: one of :data:`tunescope.engine.pooling.POOLINGS`: ``"mean"`` over the
+            input's tokens but the first (an attention sink of outsized norm in real models),
+            ``"mean_all"`` over all of them, or ``"last"`` (the input's last token).
+        train_fraction: share of each label's examples in the probe's training split.
+        seed: seed of the split and of the logistic regression.
+        C: inverse L2 regularisation strength of the logistic regression.
+        chat: wrap zero-shot prompts in the model's chat template (zero-shot only).
+        batch_size: starting batch size (None: the device default; halves on out-of-memory).
+    """
+
+    modes: tuple[str, ...] = ("probe", "zero_shot")
+    layer: int | None = None
+    pooling: str = "mean"
+    train_fraction: float = 0.5
+    seed: int = 0
+    C: float = 1.0
+    chat: bool = False
+    batch_size: int | None = None
+
+
+def resolve_layer(lm: LM, layer: int | None) -> int:
+    """The block index ``layer`` names (None = last; negative counts from the end)."""
+    n = lm.anatomy.n_layers
+    if layer is None:
+        return n - 1
+    if not -n <= layer < n:
+        raise TunescopeError(f"layer {layer} is out of range for model '{lm.name}' with {n} "
+                             f"blocks (use 0..{n - 1} or -{n}..-1)")
+    return layer % n
+
+
+def pooled_representations(lm: LM, texts: Sequence[str], layer: int, pooling: str = "mean",
+                           batch_size: int | None = None, desc: str | None = None) -> np.ndarray:
+    """Pooled output of block ``layer`` for each text: float32 array [len(texts), d_model].
+
+    One batched forward pass per batch, stopped after block ``layer``; poolings as in
+    :mod:`tunescope.engine.pooling`.
+    """
+    pooled = pooled_states(lm, encode(lm, texts), layers=[layer + 1], poolings=[pooling],
+                           batch_size=batch_size, desc=desc or f"layer {layer} representations")
+    return pooled[pooling][:, 0].numpy()
+
+
+def stratified_split(examples: Sequence[TaskExample], train_fraction: float,
+                     seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, test) of a split stratified by label, deterministic for ``seed``.
+
+    Each label with ``n`` examples puts ``round(train_fraction * n)`` of them (at least 1, at
+    most ``n - 1``) into training. Both lists are sorted.
+    """
+    if not 0 < train_fraction < 1:
+        raise TunescopeError(f"train_fraction must lie strictly between 0 and 1, "
+                             f"got {train_fraction}")
+    by_label: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_label.setdefault(ex.label, []).append(i)
+    if len(by_label) < 2:
+        raise TunescopeError(f"the probe needs examples of two or more labels, "
+                             f"found only {sorted(by_label)}")
+    few = [f"{label!r} ({len(idx)})" for label, idx in sorted(by_label.items()) if len(idx) < 2]
+    if few:
+        raise TunescopeError(f"the probe's train/test split needs at least 2 examples of each "
+                             f"label; too few: {', '.join(few)}")
+    rng = np.random.default_rng(seed)
+    train: list[int] = []
+    for label in sorted(by_label):
+        idx = rng.permutation(by_label[label])
+        k = min(max(round(train_fraction * len(idx)), 1), len(idx) - 1)
+        train += idx[:k].tolist()
+    chosen = set(train)
+    return sorted(train), [i for i in range(len(examples)) if i not in chosen]
+
+
+def _inputs(examples: Sequence[TaskExample]) -> list[tuple[TaskExample, str, str]]:
+    """(example, kind, text) for each original (kind ``"original"``) and each perturbation."""
+    return [item for ex in examples
+            for item in [(ex, ORIGINAL, ex.text), *((ex, k, t) for k, t in ex.perturbations)]]
+
+
+def _probe(lm: LM, task: Task, config: DownstreamConfig, layer: int) -> tuple[list[dict], dict]:
+    """Prediction rows of the probe on the test inputs, and the probe's summary entries."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    examples = task.examples
+    train, test = stratified_split(examples, config.train_fraction, config.seed)
+    train_texts = [examples[i].text for i in train]
+    evaluated = _inputs([examples[i] for i in test])
+    unique = list(dict.fromkeys(train_texts + [t for _, _, t in evaluated]))
+    feats = pooled_representations(lm, unique, layer, config.pooling, config.batch_size,
+                                   desc=f"{lm.name}: layer {layer} representations")
+    row_of = {t: i for i, t in enumerate(unique)}
+    x_train = feats[[row_of[t] for t in train_texts]]
+    scaler = StandardScaler().fit(x_train)
+    clf = LogisticRegression(C=config.C, max_iter=2000, random_state=config.seed)
+    clf.fit(scaler.transform(x_train), [examples[i].label for i in train])
+    predicted = clf.predict(scaler.transform(feats[[row_of[t] for _, _, t in evaluated]]))
+    rows = [{"mode": "probe", "example_id": ex.id, "kind": kind, "text": text, "gold": ex.label,
+             "predicted": str(p)} for (ex, kind, text), p in zip(evaluated, predicted)]
+    return rows, {"probe_layer": layer, "probe_n_train": len(train), "probe_n_test": len(test)}
+
+
+def _zero_shot(lm: LM, task: Task, config: DownstreamConfig) -> list[dict]:
+    """Prediction rows of zero-shot label-word scoring on every input.
+
+    The prompt is ``task.prompt_template`` filled with the text (chat-wrapped when
+    ``config.chat``); each label's word is scored as written in ``task.label_words`` directly
+    after the prompt (``sep=""``; e.g. `` positive`` with its leading space). In chat mode the
+    word's leading whitespace is dropped, since the assistant's answer starts a fresh turn.
+    """
+    words = dict(task.label_words)
+    missing = [label for label in task.labels if label not in words]
+    if missing:
+        raise TunescopeError(f"task '{task.name}' has no label word for {', '.join(missing)}")
+    candidates = [words[label].lstrip() if config.chat else words[label] for label in task.labels]
+    evaluated = _inputs(task.examples)
+    prompts = list(dict.fromkeys(
+        lm.format_prompt(task.prompt_template.format(text=t), chat=config.chat)
+        for _, _, t in evaluated))
+    scores = score_continuations(lm, prompts, [candidates] * len(prompts), sep="",
+                                 batch_size=config.batch_size,
+                                 desc=f"{lm.name}: zero-shot label scores")
+    by_prompt = dict(zip(prompts, (s.sum_logprob for s in scores)))
+    rows = []
+    for ex, kind, text in evaluated:
+        s = by_prompt[lm.format_prompt(task.prompt_template.format(text=text), chat=config.chat)]
+        rows.append({"mode": "zero_shot", "example_id": ex.id, "kind": kind, "text": text,
+                     "gold": ex.label, "predicted": task.labels[int(np.argmax(s))],
+                     **{f"logprob_{label}": float(v) for label, v in zip(task.labels, s)}})
+    return rows
+
+
+def consistency_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy and consistency per mode and perturbation kind, plus an ``"all"`` row per mode.
+
+    ``predictions`` needs columns ``mode``, ``example_id``, ``kind`` (``"original"`` or a
+    perturbation kind), ``gold`` and ``predicted``, and an original row for every example that
+    has perturbed rows. For each (mode, kind), over the pairs (original, perturbed) of that
+    kind: ``accuracy_original`` is the accuracy on the originals of the examples involved (each
+    counted once), ``accuracy_perturbed`` the accuracy on the perturbed inputs, ``consistency``
+    the share of pairs whose two predictions agree, ``n_pairs`` the number of pairs.
+    """
+    rows = []
+    for mode, group in predictions.groupby("mode", sort=False):
+        originals = group[group["kind"] == ORIGINAL].set_index("example_id")
+        perturbed = group[group["kind"] != ORIGINAL]
+        unmatched = set(perturbed["example_id"]) - set(originals.index)
+        if unmatched:
+            raise ValueError(f"{mode}: perturbed rows without an original: {sorted(unmatched)}")
+        pairs = perturbed.join(originals["predicted"].rename("predicted_original"),
+                               on="example_id")
+        for kind, sub in [*pairs.groupby("kind", sort=False), (ALL, pairs)]:
+            orig = originals.loc[sub["example_id"].unique()]
+            rows.append({
+                "mode": mode, "kind": kind,
+                "accuracy_original": float((orig["predicted"] == orig["gold"]).mean()),
+                "accuracy_perturbed": float((sub["predicted"] == sub["gold"]).mean()),
+                "consistency": float((sub["predicted"] == sub["predicted_original"]).mean()),
+                "n_pairs": len(sub)})
+    return pd.DataFrame(rows, columns=["mode", "kind", "accuracy_original",
+                                       "accuracy_perturbed", "consistency", "n_pairs"])
+
+
+def _check(task: Task, config: DownstreamConfig) -> None:
+    """Clear errors for a task or config that the analysis cannot run on."""
+    unknown = [m for m in config.modes if m not in MODES]
+    if unknown or not config.modes:
+        raise TunescopeError(f"unknown mode(s) {unknown or '(none given)'}; "
+                             f"expected any of {', '.join(MODES)}")
+    check_poolings([config.pooling])
+    if not task.examples:
+        raise TunescopeError(f"task '{task.name}' has no examples")
+    kinds = {k for ex in task.examples for k, _ in ex.perturbations}
+    if not kinds:
+        raise TunescopeError(f"task '{task.name}' has no perturbations: consistency needs "
+                             "(original, perturbed) pairs")
+    if kinds & {ORIGINAL, ALL}:
+        raise TunescopeError(f"perturbation kinds {ORIGINAL!r} and {ALL!r} are reserved")
+
+
+@register("downstream_consistency", DownstreamConfig, dataset="task")
+def downstream_consistency(lm: LM, task: Task,
+                           config: DownstreamConfig = DownstreamConfig()) -> Result:
+    """Consistency of probe and zero-shot predictions under meaning-preserving perturbations."""
+    start = time.perf_counter()
+    _check(task, config)
+    rows, summary, timings = [], {"n_examples": len(task.examples)}, {}
+    for mode in dict.fromkeys(config.modes):
+        t0 = time.perf_counter()
+        if mode == "probe":
+            mode_rows, extra = _probe(lm, task, config, resolve_layer(lm, config.layer))
+            rows += mode_rows
+            summary.update(extra)
+        else:
+            rows += _zero_shot(lm, task, config)
+        timings[f"{mode}_s"] = time.perf_counter() - t0
+    predictions = pd.DataFrame(rows)
+    metrics = consistency_metrics(predictions)
+    for m in metrics[metrics["kind"] == ALL].itertuples():
+        summary.update({f"{m.mode}_consistency": m.consistency,
+                        f"{m.mode}_accuracy_original": m.accuracy_original,
+                        f"{m.mode}_accuracy_perturbed": m.accuracy_perturbed})
+    timings["analysis_s"] = time.perf_counter() - start
+    return Result(
+        "downstream_consistency", {"predictions": predictions, "metrics": metrics},
+        summary=summary,
+        provenance=provenance(lm, config, {"kind": "task", "name": task.name,
+                                           "size": len(task.examples),
+                                           "fingerprint": fingerprint(dataclasses.asdict(task))},
+                              seed=config.seed, timings=timings))

@@ -1,0 +1,98 @@
+"""Pooled residual-stream representations of texts, all wanted layers from one forward pass.
+
+Layers are numbered as Hugging Face's hidden states: 0 is the embedding output (the residual
+stream entering block 0), ``l + 1`` the output of block ``l``. Poolings:
+
+* ``"mean"``: the average over the sequence's real tokens except its first position. In most
+  LMs the first position (BOS, or the first word when the tokenizer adds none) is an attention
+  sink whose residual vector is one to two orders of magnitude larger than the others' from the
+  early layers on ("massive activations"); it would swamp the mean and make every sentence look
+  alike. A one-token sequence keeps its only token.
+* ``"mean_all"``: the average over every real token, first position included.
+* ``"last"``: the last token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from tunescope.engine.batching import BatchSizer, default_batch_size, left_pad, length_buckets
+from tunescope.engine.progress import progress
+from tunescope.errors import TunescopeError
+from tunescope.models.hooks import trace
+from tunescope.models.lm import LM
+
+POOLINGS = ("mean", "mean_all", "last")
+
+
+def check_poolings(poolings: Sequence[str]) -> None:
+    """Raise a clear error for an unknown, empty or repeated pooling name."""
+    if not poolings:
+        raise TunescopeError(f"no pooling given; use any of {', '.join(POOLINGS)}")
+    for p in poolings:
+        if p not in POOLINGS:
+            raise TunescopeError(f"unknown pooling {p!r}; use any of {', '.join(POOLINGS)}")
+    if len(set(poolings)) != len(poolings):
+        raise TunescopeError(f"pooling listed twice: {', '.join(poolings)}")
+
+
+def pooling_weights(attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Weights [B, T, 1] (float, each row sums to 1) that pool a left-padded batch."""
+    mask = attention_mask.float()
+    if pooling == "last":
+        weights = torch.zeros_like(mask)
+        weights[:, -1] = 1.0
+    else:
+        weights = mask.clone()
+        if pooling == "mean":
+            lengths = mask.sum(1)
+            first = mask.shape[1] - lengths.long()          # first real position of each row
+            rows = torch.arange(mask.shape[0], device=mask.device)
+            weights[rows, first] = torch.where(lengths > 1, 0.0, 1.0)
+    return (weights / weights.sum(1, keepdim=True))[..., None]
+
+
+@torch.inference_mode()
+def pooled_states(lm: LM, ids: Sequence[Sequence[int]], layers: Sequence[int] | None = None,
+                  poolings: Sequence[str] = ("mean", "last"), batch_size: int | None = None,
+                  desc: str | None = None) -> dict[str, torch.Tensor]:
+    """Pool the residual stream of each token sequence at the given layers.
+
+    One forward pass per length-bucketed, left-padded batch records just the wanted layers and
+    stops after the deepest one (no final norm, no logits); vectors are pooled inside the batch,
+    so only the pooled ones are kept.
+
+    Args:
+        ids: token ids of each sequence (special tokens included).
+        layers: hidden-state indices in 0..n_layers (default all).
+
+    Returns: ``{pooling: float32 tensor [len(ids), len(layers), d_model]}`` on the CPU.
+    """
+    check_poolings(poolings)
+    n_layers = lm.anatomy.n_layers
+    layers = list(range(n_layers + 1)) if layers is None else list(layers)
+    if any(not 0 <= l <= n_layers for l in layers):
+        raise TunescopeError(f"layers must lie in 0..{n_layers} (0 = embeddings), got {layers}")
+    blocks = sorted({l - 1 for l in layers if l > 0})
+    points = (("embed",) if 0 in layers else ()) + (("resid_post",) if blocks else ())
+    out = {p: torch.empty((len(ids), len(layers), lm.anatomy.d_model)) for p in poolings}
+    sizer = BatchSizer(batch_size or default_batch_size(lm))
+
+    def run(rows):
+        batch = left_pad([ids[i] for i in rows], lm.tokenizer.pad_token_id, lm.device)
+        with trace(lm, points=points, layers=blocks or [0], stop_early=True) as rec:
+            lm.model(**batch.model_inputs(), use_cache=False)
+        weights = {p: pooling_weights(batch.attention_mask, p) for p in poolings}
+        index = torch.tensor(list(rows))
+        for j, layer in enumerate(layers):
+            h = (rec["embed"][0] if layer == 0 else rec["resid_post"][layer - 1]).float()
+            for p in poolings:
+                out[p][index, j] = (h * weights[p]).sum(1).cpu()
+        bar.advance(len(rows))
+
+    with progress(len(ids), desc or "representations") as bar:
+        for bucket in length_buckets([len(s) for s in ids], sizer.batch_size):
+            sizer.run(bucket, run)
+    return out
