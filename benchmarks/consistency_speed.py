@@ -55,6 +55,7 @@ def main():
     parser.add_argument("--facts", type=int, default=100)
     parser.add_argument("--naive-prompts", type=int, default=40)
     parser.add_argument("--pararel", default=str(PARAREL))
+    parser.add_argument("--save", help="also save the C1 Result to this directory")
     args = parser.parse_args()
     lm = tunescope.load(args.model)
     relations = tunescope.data.pararel(RELATIONS, path=args.pararel, max_facts=args.facts)
@@ -101,6 +102,12 @@ def main():
           f"extrapolated to {pairs} pairs: {t_naive:.0f} s")
     print(f"speed-up over naive (extrapolated): {t_naive / t_engine:.0f}x (target >= 10x)")
     print(f"max |gold score difference| on the sample: {max(diffs):.2e}")
+    cols = ["relation", "accuracy", "consistency", "consistent_subjects", "consistent_and_correct",
+            "n_queries", "n_templates"]
+    print(result.tables["per_relation"][cols].to_string(index=False, float_format="%.3f"))
+    print({k: round(v, 3) for k, v in result.summary.items() if k.startswith("macro_")})
+    if args.save:
+        print("saved to", result.save(args.save))
 
 
 if __name__ == "__main__":
