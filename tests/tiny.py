@@ -121,3 +121,42 @@ def tiny_lm(family: str = "llama", attn: str = "sdpa", chat: bool = False, seed:
     """A tiny ``LM`` of ``family`` ready for every analysis."""
     return LM.from_hf(tiny_model(family, attn, seed), tiny_tokenizer(chat=chat),
                       name=f"tiny-{family}", source="memory")
+
+
+FACTS = [("France", "Paris"), ("Italy", "Rome"), ("Germany", "Berlin"), ("Spain", "Madrid"),
+         ("Japan", "Tokyo"), ("Egypt", "Cairo")]
+FACT_TEMPLATES = ["The capital of [X] is [Y].", "The capital city of [X] is [Y].",
+                  "[X] has its capital in [Y]."]
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_state(family: str, steps: int):
+    lm = tiny_lm(family)
+    texts = [t.replace("[X]", s).replace("[Y]", o) for s, o in FACTS for t in FACT_TEMPLATES]
+    batch = lm.tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    model = lm.model
+    model.train()
+    model.requires_grad_(True)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(**batch, labels=labels).loss.backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def tiny_trained_lm(family: str = "llama", steps: int = 80) -> LM:
+    """A tiny ``family`` model trained for a moment on :data:`FACTS` phrased by
+    :data:`FACT_TEMPLATES`, so that it answers (some of) them: a model that knows facts."""
+    model = tiny_model(family)
+    model.load_state_dict(_trained_state(family, steps))
+    return LM.from_hf(model, tiny_tokenizer(), name=f"tiny-{family}-facts", source="memory")
+
+
+def fact_relations():
+    """The trained facts as one ParaRel-style relation (templates with [Y] last)."""
+    from tunescope.data.types import Fact, Relation, Template
+    return [Relation("P36", tuple(Template("P36", t) for t in FACT_TEMPLATES),
+                     tuple(Fact("P36", s, o) for s, o in FACTS))]

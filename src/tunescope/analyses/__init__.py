@@ -9,3 +9,6 @@ from tunescope.analyses.downstream import downstream_consistency
 
 __all__ = ["REGISTRY", "Analysis", "downstream_consistency", "get", "next_token_predictions",
            "prediction_consistency", "register", "representation_consistency"]
+from tunescope.analyses.recall import attention_knockout, extraction_rate, subject_enrichment  # noqa: E402
+
+__all__ += ["attention_knockout", "extraction_rate", "subject_enrichment"]

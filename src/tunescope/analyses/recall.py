@@ -1,0 +1,289 @@
+"""Mechanics of factual recall (METHODS.md C4, after Geva et al. 2023): attention knockout,
+extraction rates and subject enrichment, on queries the model answers correctly.
+
+Layers are blocks 0..n_layers-1. Probabilities are in [0, 1]; relative changes in percent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from tunescope.analyses.recall_examples import RecallExample, examples_table, select_examples
+from tunescope.analyses.registry import register
+from tunescope.data.types import Relation
+from tunescope.engine.batching import left_pad
+from tunescope.engine.progress import progress
+from tunescope.errors import TunescopeError
+from tunescope.models.hooks import block_attention, trace
+from tunescope.models.lm import LM
+from tunescope.result import Result, fingerprint, provenance
+
+BLOCK_SETS = ("subject", "non_subject", "last")
+COMPONENTS = ("attn_out", "mlp_out", "resid_post")
+
+
+@dataclass(frozen=True)
+class RecallConfig:
+    """Settings shared by the C4 analyses.
+
+    max_examples / per_relation: how many correctly answered queries to use (in dataset order).
+    window: attention knockout blocks ``window`` layers centred on each layer (clipped).
+    rows_per_pass: counterfactual rows run in one forward pass (knockout).
+    batch_size: examples per forward pass (extraction, enrichment).
+    """
+
+    max_examples: int = 100
+    per_relation: int | None = None
+    window: int = 9
+    rows_per_pass: int = 128
+    batch_size: int = 16
+
+
+def _examples(lm, relations, config) -> tuple[list[RecallExample], pd.DataFrame]:
+    if not relations:
+        raise TunescopeError("no relations given")
+    examples, queried = select_examples(lm, relations, config.max_examples, config.per_relation)
+    if not examples:
+        counts = queried["status"].value_counts().to_dict()
+        raise TunescopeError(f"the model answers none of the {len(queried)} queries correctly "
+                             f"(statuses: {counts}); C4 needs correctly answered queries")
+    return examples, queried
+
+
+def _dataset(relations, queried) -> dict:
+    return {"kind": "pararel", "relations": [r.id for r in relations], "size": len(queried),
+            "fingerprint": fingerprint([[r.id, [t.pattern for t in r.templates],
+                                         [(f.subject, f.object) for f in r.facts]]
+                                        for r in relations])}
+
+
+def _status_table(queried: pd.DataFrame) -> pd.DataFrame:
+    return (queried.groupby(["relation", "status"], sort=False).size()
+            .rename("n_queries").reset_index())
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of ``values`` (NaN bounds for fewer than 2)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def window_layers(layer: int, window: int, n_layers: int) -> range:
+    """The ``window`` layers centred on ``layer`` (``window // 2`` on each side), clipped."""
+    half = window // 2
+    return range(max(0, layer - half), min(n_layers, layer + window - half))
+
+
+def knockout_keys(example: RecallExample, block: str) -> list[int]:
+    """Key positions (unpadded) that the last position may not read under ``block``: the
+    subject's tokens; the other tokens except the first and the last; or the last itself."""
+    last = len(example.input_ids) - 1
+    first, final = example.subject
+    if block == "subject":
+        return list(range(first, final + 1))
+    if block == "non_subject":
+        return [p for p in range(1, last) if not first <= p <= final]
+    if block == "last":
+        return [last]
+    raise ValueError(f"unknown block set {block!r}")
+
+
+def knockout_rows(examples: Sequence[RecallExample], n_layers: int
+                  ) -> list[tuple[int, int, str]]:
+    """Every counterfactual run: (example index, layer, block set)."""
+    return [(e, layer, block) for e in range(len(examples)) for layer in range(n_layers)
+            for block in BLOCK_SETS]
+
+
+@torch.inference_mode()
+def _target_probs(lm, examples, rows, window, blocked_for) -> np.ndarray:
+    """Probability of each row's target token with that row's edges knocked out.
+
+    ``rows``: (example index, layer, block) or (example index, None, None) for a clean run."""
+    ids = [examples[e].input_ids for e, _, _ in rows]
+    batch = left_pad(ids, lm.tokenizer.pad_token_id, lm.device)
+    T = batch.input_ids.shape[1]
+    n_layers = lm.anatomy.n_layers
+    edges = torch.zeros((n_layers, len(rows), T, T), dtype=torch.bool)
+    for r, (e, layer, block) in enumerate(rows):
+        if layer is None:
+            continue
+        offset = T - len(examples[e].input_ids)
+        keys = [offset + k for k in blocked_for(examples[e], block)]
+        for l in window_layers(layer, window, n_layers):
+            edges[l, r, T - 1, keys] = True
+    with block_attention(lm, {l: edges[l].to(lm.device) for l in range(n_layers)}):
+        logits = lm.model(**batch.model_inputs(), logits_to_keep=1).logits[:, -1].float()
+    probs = torch.softmax(logits, dim=-1)
+    targets = torch.tensor([examples[e].target for e, _, _ in rows], device=probs.device)
+    return probs[torch.arange(len(rows)), targets].cpu().numpy()
+
+
+def knockout_effects(lm: LM, examples: Sequence[RecallExample], window: int = 9,
+                     rows_per_pass: int = 128) -> pd.DataFrame:
+    """Relative change (%) of the target's probability for every (example, layer, block set),
+    computed with many counterfactual rows per forward pass."""
+    n_layers = lm.anatomy.n_layers
+    clean = [(e, None, None) for e in range(len(examples))]
+    rows = knockout_rows(examples, n_layers)
+    work = clean + rows
+    work_sorted = sorted(range(len(work)), key=lambda i: -len(examples[work[i][0]].input_ids))
+    probs = np.empty(len(work))
+    with progress(len(work), f"{lm.name}: attention knockout") as bar:
+        for start in range(0, len(work), rows_per_pass):
+            chunk = work_sorted[start:start + rows_per_pass]
+            probs[chunk] = _target_probs(lm, examples, [work[i] for i in chunk], window,
+                                         knockout_keys)
+            bar.advance(len(chunk))
+    base = probs[:len(clean)]
+    knocked = probs[len(clean):]
+    table = pd.DataFrame(rows, columns=["example", "layer", "block"])
+    table["probability_base"] = base[table["example"]]
+    table["probability"] = knocked
+    table["relative_change"] = 100 * (knocked - table["probability_base"]) / table["probability_base"]
+    return table
+
+
+def _curves(table: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    rows = []
+    for key, group in table.groupby(keys, sort=True):
+        mean, low, high = mean_ci(group[value].to_numpy())
+        rows.append({**dict(zip(keys, key)), "mean": mean, "ci_low": low, "ci_high": high,
+                     "n": len(group)})
+    return pd.DataFrame(rows)
+
+
+def _with_relative_depth(table: pd.DataFrame, n_layers: int) -> pd.DataFrame:
+    return table.assign(relative_depth=(table["layer"] + 1) / n_layers)
+
+
+@register("attention_knockout", RecallConfig, dataset="pararel")
+def attention_knockout(lm: LM, relations: Sequence[Relation],
+                       config: RecallConfig = RecallConfig()) -> Result:
+    """Attention knockout: where does information flow to the last position (C4)?"""
+    start = time.perf_counter()
+    examples, queried = _examples(lm, relations, config)
+    effects = knockout_effects(lm, examples, config.window, config.rows_per_pass)
+    effects.insert(1, "relation", [examples[e].relation for e in effects["example"]])
+    curves = _with_relative_depth(_curves(effects, ["layer", "block"], "relative_change"),
+                                  lm.anatomy.n_layers)
+    summary = {"n_examples": len(examples), "window": config.window}
+    for block in BLOCK_SETS:
+        c = curves[curves["block"] == block]
+        worst = c.loc[c["mean"].idxmin()]
+        summary[f"{block}_strongest_layer"] = int(worst["layer"])
+        summary[f"{block}_strongest_change"] = float(worst["mean"])
+    return Result("attention_knockout",
+                  {"curves": curves, "per_example": effects,
+                   "examples": examples_table(lm, examples), "queries": _status_table(queried)},
+                  summary, provenance(lm, config, _dataset(relations, queried),
+                                      timings={"analysis_s": time.perf_counter() - start}))
+
+
+@torch.inference_mode()
+def _traced_last(lm, examples, points, positions_of, batch_size, desc):
+    """Run examples in batches; yield (example indices, trace) with ``positions_of(example,
+    offset)`` -> list of positions recorded per example."""
+    with progress(len(examples), desc) as bar:
+        for start in range(0, len(examples), batch_size):
+            idx = list(range(start, min(start + batch_size, len(examples))))
+            batch = left_pad([examples[i].input_ids for i in idx], lm.tokenizer.pad_token_id,
+                             lm.device)
+            T = batch.input_ids.shape[1]
+            pos = torch.tensor([positions_of(examples[i], T - len(examples[i].input_ids))
+                                for i in idx], device=lm.device)
+            with trace(lm, points=points, positions=pos) as rec:
+                lm.model(**batch.model_inputs(), logits_to_keep=1)
+            yield idx, rec
+            bar.advance(len(idx))
+
+
+@register("extraction_rate", RecallConfig, dataset="pararel")
+def extraction_rate(lm: LM, relations: Sequence[Relation],
+                    config: RecallConfig = RecallConfig()) -> Result:
+    """Extraction rate: at which layer and sublayer is the final prediction already top-1 (C4)?"""
+    start = time.perf_counter()
+    examples, queried = _examples(lm, relations, config)
+    rows = []
+    for idx, rec in _traced_last(lm, examples, COMPONENTS, lambda e, off: [off + len(e.input_ids) - 1],
+                                 config.batch_size, f"{lm.name}: extraction rates"):
+        for component in COMPONENTS:
+            for layer in range(lm.anatomy.n_layers):
+                top = lm.anatomy.logits(rec[component][layer][:, 0]).argmax(-1).cpu()
+                for i, t in zip(idx, top):
+                    rows.append({"example": i, "relation": examples[i].relation, "layer": layer,
+                                 "component": component, "top1": int(t),
+                                 "extraction": int(t) == examples[i].target})
+    per_example = (pd.DataFrame(rows).sort_values(["example", "component", "layer"], kind="stable")
+                   .reset_index(drop=True))
+    rates = (per_example.groupby(["layer", "component"], sort=True)["extraction"]
+             .agg(rate="mean", n="size").reset_index())
+    rates = _with_relative_depth(rates, lm.anatomy.n_layers)
+    summary = {"n_examples": len(examples)}
+    for component in COMPONENTS:
+        r = rates[rates["component"] == component]
+        hits = r[r["rate"] >= 0.5]
+        summary[f"{component}_first_layer_rate_0.5"] = int(hits["layer"].min()) if len(hits) else None
+        summary[f"{component}_max_rate"] = float(r["rate"].max())
+    return Result("extraction_rate",
+                  {"rates": rates, "per_example": per_example,
+                   "examples": examples_table(lm, examples), "queries": _status_table(queried)},
+                  summary, provenance(lm, config, _dataset(relations, queried),
+                                      timings={"analysis_s": time.perf_counter() - start}))
+
+
+@register("subject_enrichment", RecallConfig, dataset="pararel")
+def subject_enrichment(lm: LM, relations: Sequence[Relation],
+                       config: RecallConfig = RecallConfig()) -> Result:
+    """Subject enrichment: logit-lens rank and probability of the answer at the last subject
+    token and at the last token, per layer (C4)."""
+    start = time.perf_counter()
+    examples, queried = _examples(lm, relations, config)
+    rows = []
+    where = ("last_subject_token", "last_token")
+
+    def positions(e, off):
+        return [off + e.subject[1], off + len(e.input_ids) - 1]
+
+    for idx, rec in _traced_last(lm, examples, ("resid_post",), positions, config.batch_size,
+                                 f"{lm.name}: subject enrichment"):
+        targets = torch.tensor([examples[i].target for i in idx], device=lm.device)
+        for layer in range(lm.anatomy.n_layers):
+            logits = lm.anatomy.logits(rec["resid_post"][layer]).float()   # [B, 2, vocab]
+            target_logit = logits.gather(-1, targets[:, None, None].expand(-1, 2, 1))
+            rank = (logits > target_logit).sum(-1) + 1                    # [B, 2]
+            prob = torch.softmax(logits, -1).gather(-1, targets[:, None, None].expand(-1, 2, 1))[..., 0]
+            for b, i in enumerate(idx):
+                for p, name in enumerate(where):
+                    rows.append({"example": i, "relation": examples[i].relation, "layer": layer,
+                                 "position": name, "rank": int(rank[b, p]),
+                                 "probability": float(prob[b, p])})
+    per_example = (pd.DataFrame(rows).sort_values(["example", "position", "layer"], kind="stable")
+                   .reset_index(drop=True))
+    curves = (per_example.groupby(["layer", "position"], sort=True)
+              .agg(mean_rank=("rank", "mean"), median_rank=("rank", "median"),
+                   mean_probability=("probability", "mean"),
+                   top1_share=("rank", lambda r: float((r == 1).mean())), n=("rank", "size"))
+              .reset_index())
+    curves = _with_relative_depth(curves, lm.anatomy.n_layers)
+    summary = {"n_examples": len(examples)}
+    for name in where:
+        c = curves[curves["position"] == name]
+        summary[f"{name}_best_median_rank"] = float(c["median_rank"].min())
+        summary[f"{name}_best_layer"] = int(c.loc[c["median_rank"].idxmin(), "layer"])
+    return Result("subject_enrichment",
+                  {"curves": curves, "per_example": per_example,
+                   "examples": examples_table(lm, examples), "queries": _status_table(queried)},
+                  summary, provenance(lm, config, _dataset(relations, queried),
+                                      timings={"analysis_s": time.perf_counter() - start}))
