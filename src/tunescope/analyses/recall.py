@@ -19,6 +19,7 @@ from tunescope.analyses.recall_examples import RecallExample, examples_table, se
 from tunescope.analyses.registry import register
 from tunescope.data.types import Relation
 from tunescope.engine.batching import left_pad
+from tunescope.engine.cache import select_cache
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.hooks import block_attention, trace
@@ -110,22 +111,35 @@ def knockout_rows(examples: Sequence[RecallExample], n_layers: int
 def _target_probs(lm, examples, rows, window, blocked_for) -> np.ndarray:
     """Probability of each row's target token with that row's edges knocked out.
 
-    ``rows``: (example index, layer, block) or (example index, None, None) for a clean run."""
-    ids = [examples[e].input_ids for e, _, _ in rows]
-    batch = left_pad(ids, lm.tokenizer.pad_token_id, lm.device)
-    T = batch.input_ids.shape[1]
+    ``rows``: (example index, layer, block) or (example index, None, None) for a clean run.
+    Knockout only removes edges *from the last position*, so every earlier position computes
+    exactly what the clean run computes: each example's prefix (all but its last token) runs
+    once, and every counterfactual row runs just the last token on top of that prefix's
+    key/value cache, with its own edges removed in its own window of layers.
+    """
     n_layers = lm.anatomy.n_layers
-    edges = torch.zeros((n_layers, len(rows), T, T), dtype=torch.bool)
+    needed = sorted({e for e, _, _ in rows})
+    slot = {e: i for i, e in enumerate(needed)}
+    prefix = left_pad([examples[e].input_ids[:-1] for e in needed], lm.tokenizer.pad_token_id,
+                      lm.device)
+    cache = lm.model(**prefix.model_inputs(), use_cache=True, logits_to_keep=1).past_key_values
+    width = prefix.input_ids.shape[1]             # keys: padded prefix, then the last token
+    edges = torch.zeros((n_layers, len(rows), 1, width + 1), dtype=torch.bool)
     for r, (e, layer, block) in enumerate(rows):
         if layer is None:
             continue
-        offset = T - len(examples[e].input_ids)
-        keys = [offset + k for k in blocked_for(examples[e], block)]
+        n = len(examples[e].input_ids)
+        keys = [k + width - (n - 1) if k < n - 1 else width for k in blocked_for(examples[e], block)]
         for l in window_layers(layer, window, n_layers):
-            edges[l, r, T - 1, keys] = True
+            edges[l, r, 0, keys] = True
+    picks = torch.tensor([slot[e] for e, _, _ in rows], device=lm.device)
+    last = torch.tensor([[examples[e].input_ids[-1]] for e, _, _ in rows], device=lm.device)
+    mask = torch.cat([prefix.attention_mask[picks], torch.ones_like(last)], dim=1)
     with block_attention(lm, {l: edges[l].to(lm.device) for l in range(n_layers)}):
-        logits = lm.model(**batch.model_inputs(), logits_to_keep=1).logits[:, -1].float()
-    probs = torch.softmax(logits, dim=-1)
+        logits = lm.model(input_ids=last, attention_mask=mask,
+                          position_ids=prefix.lengths[picks, None],
+                          past_key_values=select_cache(cache, picks), use_cache=True).logits
+    probs = torch.softmax(logits[:, -1].float(), dim=-1)
     targets = torch.tensor([examples[e].target for e, _, _ in rows], device=probs.device)
     return probs[torch.arange(len(rows)), targets].cpu().numpy()
 

@@ -6,13 +6,13 @@ Log-probabilities are natural logarithms (nats) in float32.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from tunescope.engine.cache import select_cache
 from tunescope.engine.batching import (BatchSizer, default_batch_size, encode, left_pad,
                                        length_buckets)
 from tunescope.engine.progress import progress
@@ -59,15 +59,6 @@ def split_continuations(lm: LM, prompt: str, candidates: Sequence[str], sep: str
     return _Query(prompt_ids[:shared], conts)
 
 
-def _select_cache(cache, rows: torch.Tensor):
-    """A copy of ``cache`` holding only batch ``rows`` (the original stays untouched)."""
-    selected = copy.copy(cache)
-    selected.layers = [copy.copy(layer) for layer in cache.layers]
-    for layer in selected.layers:
-        layer.batch_select_indices(rows)
-    return selected
-
-
 @torch.inference_mode()
 def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
     """Summed log-probability of every continuation of ``queries`` (one prompt pass, then the
@@ -106,7 +97,7 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
         logits = lm.model(
             input_ids=ids, position_ids=positions,
             attention_mask=torch.cat([batch.attention_mask[prompt_rows], mask], dim=1),
-            past_key_values=_select_cache(cache, prompt_rows), use_cache=True).logits
+            past_key_values=select_cache(cache, prompt_rows), use_cache=True).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         for r, ((i, _), members) in enumerate(chunk):
             for j, c in members:

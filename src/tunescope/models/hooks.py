@@ -152,7 +152,8 @@ def block_attention(lm: LM, blocked: Mapping[int, torch.Tensor]):
         blocked: ``{layer: bool tensor [B, Q, K]}``; True at ``[b, q, k]`` stops query position
             ``q`` of batch row ``b`` from attending to key position ``k`` in that layer. Rows,
             layers and positions may differ freely, so many counterfactual runs share one
-            batch. Layers whose tensor has no True entry are left untouched.
+            batch. Layers whose tensor has no True entry are left untouched. With a key/value
+            cache, ``Q`` counts the new positions and ``K`` every position (cached + new).
 
     Works under eager and SDPA attention (not flash attention, which takes no mask). Never
     block every key of a query row: its attention would be undefined.
@@ -160,14 +161,24 @@ def block_attention(lm: LM, blocked: Mapping[int, torch.Tensor]):
     anatomy = lm.anatomy
     handles = []
 
-    def make_hook(edges):
+    def make_hook(layer, edges):
         def hook(module, args, kwargs):
             hidden = args[0] if args else kwargs["hidden_states"]
             if hidden.shape[0] != edges.shape[0] or hidden.shape[1] != edges.shape[1]:
                 raise ValueError(f"blocked edges {tuple(edges.shape)} do not match the batch "
                                  f"{tuple(hidden.shape[:2])} (batch, query positions)")
+            # With a key/value cache the keys this layer sees are the absolute positions
+            # [offset, offset + length) (a sliding-window layer keeps only recent ones).
+            cache = kwargs.get("past_key_values", kwargs.get("layer_past"))
+            if cache is not None:
+                length, offset = cache.get_mask_sizes(hidden.shape[1], layer)
+            else:
+                length, offset = edges.shape[2], 0
+            if offset + length > edges.shape[2]:
+                raise ValueError(f"blocked edges cover {edges.shape[2]} key positions, the "
+                                 f"layer reads {offset + length}")
             kwargs["attention_mask"] = _edit_mask(kwargs.get("attention_mask"),
-                                                  edges.to(hidden.device))
+                                                  edges[:, :, offset:offset + length].to(hidden.device))
             return args, kwargs
         return hook
 
@@ -179,7 +190,7 @@ def block_attention(lm: LM, blocked: Mapping[int, torch.Tensor]):
                 raise ValueError("blocked edges must be bool tensors [batch, query, key]")
             if edges.any():
                 handles.append(anatomy.attn(layer).register_forward_pre_hook(
-                    make_hook(edges), with_kwargs=True))
+                    make_hook(layer, edges), with_kwargs=True))
         yield
     finally:
         for h in handles:
