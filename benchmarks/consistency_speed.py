@@ -53,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--facts", type=int, default=100)
-    parser.add_argument("--naive-prompts", type=int, default=40)
+    parser.add_argument("--naive-prompts", type=int, default=15)
     parser.add_argument("--pararel", default=str(PARAREL))
     parser.add_argument("--save", help="also save the C1 Result to this directory")
     args = parser.parse_args()

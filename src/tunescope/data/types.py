@@ -123,3 +123,33 @@ class Task:
     label_words: tuple[tuple[str, str], ...]
     prompt_template: str
     examples: tuple[TaskExample, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class InstructionPrompt:
+    """A prompt whose instruction part is marked (W1).
+
+    ``instruction_spans`` are character ranges ``[start, end)`` of ``text`` that a human marked
+    as the instruction; the rest is context (e.g. the input to work on). ``source`` names the
+    collection (e.g. ``"lima"``), ``category`` the kind of task (writing, math, coding,
+    translation, classification, qa); ``response`` is a reference response when one is given.
+    """
+
+    id: str
+    text: str
+    instruction_spans: tuple[tuple[int, int], ...]
+    source: str = ""
+    category: str = ""
+    context: str = ""
+    response: str = ""
+
+    def __post_init__(self):
+        for start, end in self.instruction_spans:
+            if not 0 <= start < end <= len(self.text):
+                raise ValueError(f"instruction span ({start}, {end}) outside the prompt "
+                                 f"of {len(self.text)} characters")
+
+    @property
+    def instruction(self) -> str:
+        """The instruction part: the marked spans joined by newlines."""
+        return "\n".join(self.text[a:b] for a, b in self.instruction_spans)
