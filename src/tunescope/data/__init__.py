@@ -1,10 +1,14 @@
 """Datasets as plain typed records, loaders for real formats, and small built-in sets."""
 
+from tunescope.data.instructions import (builtin_instructions, load_annotations,
+                                          load_instruction_jsonl, load_wu2024)
 from tunescope.data.pairs import builtin_pairs, hf_pairs, load_pairs
 from tunescope.data.pararel import load_pararel, pararel, pull_pararel
 from tunescope.data.tasks import builtin_task, hf_task, load_task
-from tunescope.data.types import Fact, ParaphrasePair, Relation, Task, TaskExample, Template
+from tunescope.data.types import (Fact, InstructionPrompt, ParaphrasePair, Relation, Task,
+                                  TaskExample, Template)
 
-__all__ = ["Fact", "ParaphrasePair", "Relation", "Task", "TaskExample", "Template",
-           "builtin_pairs", "builtin_task", "hf_pairs", "hf_task", "load_pairs", "load_pararel",
+__all__ = ["Fact", "InstructionPrompt", "ParaphrasePair", "Relation", "Task", "TaskExample", "Template",
+           "builtin_instructions", "builtin_pairs", "load_annotations", "load_instruction_jsonl",
+           "load_wu2024", "builtin_task", "hf_pairs", "hf_task", "load_pairs", "load_pararel",
            "load_task", "pararel", "pull_pararel"]

@@ -1,0 +1,1 @@
+"""Report: Results -> figures and a self-contained HTML report."""
