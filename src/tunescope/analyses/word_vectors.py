@@ -1,0 +1,41 @@
+"""Word vectors read off a model's own matrices (W2 uses input embeddings, W3 unembeddings).
+
+A word's vector is the mean of the matrix rows of its tokens, the word tokenised as it appears
+inside a sentence (with a leading space: " write"). Words are kept in the given order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from tunescope.models.lm import LM
+
+
+def word_token_ids(lm: LM, words: Sequence[str]) -> list[list[int]]:
+    """Token ids of each word as it appears after a space (no special tokens)."""
+    return lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+
+
+@torch.no_grad()
+def word_vectors(lm: LM, words: Sequence[str], matrix: str = "embed") -> torch.Tensor:
+    """Vectors [len(words), d_model] (float32): the mean of each word's token rows in the input
+    embedding (``matrix="embed"``, as the model reads the word; Gemma's embedding scale
+    included) or in the unembedding (``"unembed"``, as the model writes it)."""
+    if matrix == "embed":
+        weight = lm.anatomy.embed.weight
+        scale = getattr(lm.anatomy.embed, "embed_scale", None)
+    elif matrix == "unembed":
+        weight, scale = lm.anatomy.unembed.weight, None
+    else:
+        raise ValueError(f"matrix must be 'embed' or 'unembed', got {matrix!r}")
+    ids = word_token_ids(lm, words)
+    flat = torch.tensor([t for seq in ids for t in seq], device=weight.device)
+    owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor([len(s) for s in ids]))
+    sums = torch.zeros((len(ids), weight.shape[1]), dtype=torch.float32)
+    sums.index_add_(0, owner, weight[flat].float().cpu())
+    vectors = sums / torch.tensor([max(len(s), 1) for s in ids], dtype=torch.float32)[:, None]
+    if scale is not None:
+        vectors = vectors * float(scale)
+    return vectors

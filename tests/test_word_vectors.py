@@ -1,0 +1,25 @@
+"""Word vectors: the mean of a word's token rows in the embedding or unembedding."""
+
+import torch
+
+from tiny import tiny_lm
+from tunescope.analyses.word_vectors import word_token_ids, word_vectors
+
+
+def test_mean_of_token_rows():
+    lm = tiny_lm("llama")
+    words = ["capital", "Paris", "wonderful"]
+    ids = word_token_ids(lm, words)
+    vec = word_vectors(lm, words)
+    for i, seq in enumerate(ids):
+        torch.testing.assert_close(vec[i], lm.anatomy.embed.weight[seq].mean(0))
+    out = word_vectors(lm, words, "unembed")
+    torch.testing.assert_close(out[1], lm.anatomy.unembed.weight[ids[1]].mean(0))
+
+
+def test_gemma_embedding_scale_is_included():
+    lm = tiny_lm("gemma3")
+    ids = word_token_ids(lm, ["sea"])[0]
+    with torch.no_grad():
+        expected = lm.anatomy.embed(torch.tensor([ids]))[0].mean(0)
+    torch.testing.assert_close(word_vectors(lm, ["sea"])[0], expected)
