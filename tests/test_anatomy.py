@@ -114,3 +114,20 @@ def test_gemma2_softcap_is_applied_in_logit_lens():
     assert lm.anatomy.logit_softcap == 30.0
     big = torch.full((1, lm.anatomy.d_model), 50.0)
     assert lm.anatomy.logits(big).abs().max() <= 30.0
+
+
+@torch.no_grad()
+def test_attention_norm_gain_reproduces_the_norm(lm):
+    """norm(x) = gain * standardised x (plus bias for LayerNorm): the gain folded into W_Q/W_K."""
+    a = lm.anatomy
+    norm = a.ln_attn(1)
+    with torch.no_grad():
+        norm.weight.normal_(0.0, 0.5)
+    x = torch.randn(4, a.d_model)
+    out = norm(x)
+    bias = getattr(norm, "bias", None)
+    centred = x - x.mean(-1, keepdim=True) if bias is not None else x
+    eps = getattr(norm, "eps", None) or getattr(norm, "variance_epsilon", 1e-6)
+    scale = centred.pow(2).mean(-1, keepdim=True).add(eps).rsqrt()
+    expected = centred * scale * a.ln_attn_gain(1) + (0 if bias is None else bias)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

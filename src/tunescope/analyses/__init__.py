@@ -7,8 +7,9 @@ from tunescope.analyses.prediction_consistency import prediction_consistency
 from tunescope.analyses.representation import representation_consistency
 from tunescope.analyses.downstream import downstream_consistency
 from tunescope.analyses.attribution import attribution
+from tunescope.analyses.attention_heads import attention_heads
 
-__all__ = ["REGISTRY", "Analysis", "attribution", "downstream_consistency", "get", "next_token_predictions",
+__all__ = ["REGISTRY", "Analysis", "attention_heads", "attribution", "downstream_consistency", "get", "next_token_predictions",
            "prediction_consistency", "register", "representation_consistency"]
 from tunescope.analyses.recall import attention_knockout, extraction_rate, subject_enrichment  # noqa: E402
 

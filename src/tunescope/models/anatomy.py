@@ -40,6 +40,7 @@ class FamilySpec:
     mlp_in: str | None = None     # up projection (d_model -> d_mlp)
     mlp_gate: str | None = None   # gate projection of gated MLPs
     mlp_down: str | None = None   # down projection (d_mlp -> d_model)
+    norm_offset: float = 0.0      # Gemma's RMSNorm multiplies by (1 + weight)
 
 
 _LLAMA = FamilySpec(
@@ -53,7 +54,8 @@ _LLAMA = FamilySpec(
 # Gemma 2/3 normalise each sublayer's output before adding it to the residual ("sandwich" norms).
 _GEMMA = FamilySpec(
     **{**_LLAMA.__dict__, "ln_mlp": "pre_feedforward_layernorm",
-       "attn_out": "post_attention_layernorm", "mlp_out": "post_feedforward_layernorm"})
+       "attn_out": "post_attention_layernorm", "mlp_out": "post_feedforward_layernorm",
+       "norm_offset": 1.0})
 _GPT2 = FamilySpec(
     embed="transformer.wte", blocks="transformer.h", final_norm="transformer.ln_f",
     unembed="lm_head", attn="attn", mlp="mlp", ln_attn="ln_1", ln_mlp="ln_2", attn_out="attn",
@@ -182,6 +184,11 @@ class Anatomy:
         return self._block_part(layer, self.spec.mlp_down)
 
     # -- weights in a standard layout --------------------------------------------------------
+    def ln_attn_gain(self, layer: int) -> torch.Tensor:
+        """The pre-attention norm's multiplicative gain [d_model] (Gemma's ``1 + weight``
+        included); the norm's bias, where it has one, is not part of it."""
+        return self.ln_attn(layer).weight + self.spec.norm_offset
+
     def mlp_down_weight(self, layer: int) -> torch.Tensor:
         """Down-projection weight as [d_mlp (neurons), d_model]: row i is what neuron i writes."""
         w = self.mlp_down_module(layer).weight
