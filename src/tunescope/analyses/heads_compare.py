@@ -1,0 +1,102 @@
+"""Base against tuned for W2: in which heads does a word take part in more pairs after tuning,
+and is that more often so for instruction verbs than for general verbs?
+
+Units are (layer, head, dimension). A word's count in a unit is the number of kept pairs of
+that unit in which it is the query or the key word. Layers are put in ``n_groups`` groups by
+relative depth, so models of different depth can be compared.
+
+- Same architecture (equal layers, heads and head size): units are joined on (layer, head,
+  dimension); a unit *changed* for a word when its count differs; the word's share in a group
+  is the fraction of its changed units where the tuned count is higher.
+- Different architectures: units cannot be joined; the share is P(tuned > base) / P(tuned !=
+  base) for a random tuned unit against a random base unit of the same depth group (the
+  unpaired analogue), and the result says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tunescope.analyses.instruction_score import welch_one_sided
+
+
+def word_counts(pairs: pd.DataFrame, words: set[str]) -> pd.DataFrame:
+    """Counts [word, layer, head, dim, count] of each word of ``words`` over a ``pairs`` table."""
+    long = pd.concat([pairs[["layer", "head", "dim", "word_q"]].rename(columns={"word_q": "word"}),
+                      pairs[["layer", "head", "dim", "word_k"]].rename(columns={"word_k": "word"})])
+    long = long[long["word"].isin(words)]
+    return long.groupby(["word", "layer", "head", "dim"]).size().rename("count").reset_index()
+
+
+def depth_group(layer, n_layers: int, n_groups: int):
+    """Group index 0..n_groups-1 of ``layer`` by relative depth."""
+    return np.minimum((np.asarray(layer) * n_groups) // n_layers, n_groups - 1)
+
+
+def _unpaired_share(base: np.ndarray, tuned: np.ndarray) -> tuple[float, int]:
+    """P(X > Y) / P(X != Y) for X from ``tuned`` and Y from ``base`` (all units of a group)."""
+    xs, xc = np.unique(tuned, return_counts=True)
+    ys, yc = np.unique(base, return_counts=True)
+    greater = sum(cx * yc[ys < x].sum() for x, cx in zip(xs, xc))
+    less = sum(cx * yc[ys > x].sum() for x, cx in zip(xs, xc))
+    return (greater / (greater + less) if greater + less else np.nan), int(greater + less)
+
+
+def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shape: dict,
+                  tuned_shape: dict, instruction_verbs: Sequence[str],
+                  general_verbs: Sequence[str], n_groups: int = 4
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Per word and depth group, the share of changed units where the word appears more after
+    tuning; then per group instruction verbs against general verbs (mean, std, n, one-sided
+    Welch test instruction > general).
+
+    ``*_shape``: ``{"n_layers", "n_heads", "d_head"}`` of each model (e.g. from the Result's
+    provenance). Returns (shares table, tests table, method: "joined" or "unpaired").
+    """
+    verbs = {w: "general" for w in general_verbs}
+    verbs.update({w: "instruction" for w in instruction_verbs})
+    same = all(base_shape[k] == tuned_shape[k] for k in ("n_layers", "n_heads", "d_head"))
+    counts = {name: word_counts(df, set(verbs)).assign(
+                  group=lambda d, s=shape: depth_group(d["layer"], s["n_layers"], n_groups))
+              for name, df, shape in (("base", base_pairs, base_shape),
+                                      ("tuned", tuned_pairs, tuned_shape))}
+    rows = []
+    if same:
+        joined = counts["base"].merge(counts["tuned"], on=["word", "layer", "head", "dim", "group"],
+                                      how="outer", suffixes=("_base", "_tuned")).fillna(0)
+        changed = joined[joined["count_base"] != joined["count_tuned"]]
+        for (word, group), sub in changed.groupby(["word", "group"]):
+            rows.append({"word": word, "group": int(group), "n_changed": len(sub),
+                         "share_more_after_tuning": float((sub["count_tuned"] > sub["count_base"]).mean())})
+    else:
+        for group in range(n_groups):
+            units = {}
+            for name, shape in (("base", base_shape), ("tuned", tuned_shape)):
+                layers = np.arange(shape["n_layers"])
+                units[name] = int((depth_group(layers, shape["n_layers"], n_groups) == group).sum()
+                                  * shape["n_heads"] * shape["d_head"])
+            for word in verbs:
+                vectors = {}
+                for name in ("base", "tuned"):
+                    c = counts[name]
+                    found = c[(c["word"] == word) & (c["group"] == group)]["count"].to_numpy()
+                    vectors[name] = np.concatenate([found, np.zeros(units[name] - len(found))])
+                share, n = _unpaired_share(vectors["base"], vectors["tuned"])
+                if n:
+                    rows.append({"word": word, "group": group, "n_changed": n,
+                                 "share_more_after_tuning": share})
+    shares = pd.DataFrame(rows, columns=["word", "group", "n_changed", "share_more_after_tuning"])
+    shares["verb_class"] = shares["word"].map(verbs)
+    tests = []
+    for group in range(n_groups):
+        sub = shares[shares["group"] == group]
+        a = sub[sub["verb_class"] == "instruction"]["share_more_after_tuning"].dropna()
+        b = sub[sub["verb_class"] == "general"]["share_more_after_tuning"].dropna()
+        t, p = welch_one_sided(a, b, alternative="greater")
+        tests.append({"group": group, "instruction_mean": a.mean(), "instruction_std": a.std(),
+                      "instruction_n": len(a), "general_mean": b.mean(), "general_std": b.std(),
+                      "general_n": len(b), "t": t, "p_instruction_greater": p})
+    return shares, pd.DataFrame(tests), "joined" if same else "unpaired"
