@@ -45,3 +45,19 @@ def test_models_lists_bundled(tmp_path):
     assert done.returncode == 0
     assert "gemma-3-270m" in done.stdout and "smollm2-135m-instruct" in done.stdout
     assert "ready" not in done.stdout  # an empty cache holds no prepared model
+
+
+def test_datasets_list_and_pull_errors(tmp_path):
+    done = tunescope("datasets")
+    assert done.returncode == 0 and "mini-pararel" in done.stdout and "load_pairs" in done.stdout
+    done = tunescope("datasets", "pull", "imagenet")
+    assert done.returncode == 2 and "unknown dataset 'imagenet'" in done.stderr
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    done = tunescope("datasets", "pull", "pararel", "--dest", str(tmp_path / "p"),
+                     "--url", f"http://127.0.0.1:{port}/")
+    assert done.returncode == 2 and "ParaRel download failed" in done.stderr
+    assert "Traceback" not in done.stderr
