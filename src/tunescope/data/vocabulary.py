@@ -1,0 +1,155 @@
+"""Word vocabularies with frequencies: the words W2 (attention-head pairs) and W3 (feed-forward
+concepts) read off a model, most frequent first.
+
+Two sources: :func:`frequent_words`, built offline from the ``wordfreq`` package, and
+:func:`load_word_frequencies`, which reads a ``word<TAB>frequency`` file such as the study's
+``SingleShareGPT_Vocab.tsv``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunescope.errors import DataError, TunescopeError
+
+HEADER_FREQUENCY_NAMES = frozenset({"frequency", "freq", "count", "counts", "probability", "prob",
+                                    "p", "weight", "n"})
+"""Second-column names that mark the first line of a frequency file as a header."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Words with their frequencies, most frequent first; ``source`` says where they came from."""
+
+    words: tuple[str, ...]
+    frequencies: tuple[float, ...]
+    source: str
+
+    def __post_init__(self):
+        if len(self.words) != len(self.frequencies):
+            raise ValueError(f"{len(self.words)} words but {len(self.frequencies)} frequencies")
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __iter__(self):
+        return iter(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.words
+
+    def top(self, n: int) -> Vocabulary:
+        """The ``n`` most frequent words (all of them when there are fewer)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        return Vocabulary(self.words[:n], self.frequencies[:n], self.source)
+
+
+def _wordfreq():
+    try:
+        import wordfreq
+    except ImportError as exc:
+        raise TunescopeError("the 'wordfreq' package is missing; install it with "
+                             "'pip install wordfreq' (a tunescope dependency)") from exc
+    return wordfreq
+
+
+def frequent_words(n: int = 26000, language: str = "en") -> Vocabulary:
+    """The ``n`` most frequent words of ``language`` according to ``wordfreq`` (offline), most
+    frequent first, with their frequencies (share of all word tokens).
+
+    Kept: lower-case, purely alphabetic words (``str.isalpha``: no digits, punctuation,
+    apostrophes or hyphens), each once. Raises :class:`TunescopeError` when ``wordfreq`` is not
+    installed or knows too few words of ``language``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    wf = _wordfreq()
+    try:
+        available = wf.available_languages()
+    except Exception:  # noqa: BLE001 - older wordfreq versions; let top_n_list decide
+        available = None
+    if available is not None and language not in available:
+        raise TunescopeError(f"wordfreq has no word list for language {language!r}")
+    limit = max(2 * n, 1000)
+    while True:
+        candidates = wf.top_n_list(language, limit)
+        words: list[str] = []
+        seen: set[str] = set()
+        for w in candidates:
+            if w.isalpha() and w == w.lower() and w not in seen:
+                seen.add(w)
+                words.append(w)
+                if len(words) == n:
+                    break
+        if len(words) == n or len(candidates) < limit:
+            break
+        limit *= 2
+    if len(words) < n:
+        raise TunescopeError(f"wordfreq knows only {len(words)} alphabetic {language!r} words; "
+                             f"{n} were asked for")
+    freqs = tuple(float(wf.word_frequency(w, language)) for w in words)
+    return Vocabulary(tuple(words), freqs, f"wordfreq:{language}")
+
+
+def load_word_frequencies(path: str | Path) -> Vocabulary:
+    """Read a ``word<TAB>frequency`` file (UTF-8), most frequent first.
+
+    The first line may be a header: it is skipped when its second column is a column name
+    (``frequency``, ``freq``, ``count``, ...). Blank lines are skipped. Rows are sorted by
+    frequency, highest first, keeping the file's order among equal frequencies. Raises
+    :class:`DataError` naming file, line and field for a row without a tab, an empty word, a
+    frequency that is not a finite number >= 0, a repeated word, and for a file with no rows.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("no such file", path=str(path)) from None
+    except IsADirectoryError:
+        raise DataError("is a directory, not a word-frequency file", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                        path=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
+
+    rows: list[tuple[str, float]] = []
+    where: dict[str, int] = {}
+    first = True
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        is_first, first = first, False
+        if "\t" not in line:
+            raise DataError("expected 'word<TAB>frequency', found no tab", path=str(path),
+                            line=lineno, field="frequency")
+        word, _, freq_text = line.partition("\t")
+        freq_text = freq_text.strip()
+        if is_first and freq_text.lower() in HEADER_FREQUENCY_NAMES:
+            continue
+        if not word.strip():
+            raise DataError("empty word", path=str(path), line=lineno, field="word")
+        if "\t" in freq_text:
+            raise DataError(f"expected two columns, found {line.count(chr(9)) + 1}",
+                            path=str(path), line=lineno, field="frequency")
+        try:
+            freq = float(freq_text)
+        except ValueError:
+            raise DataError(f"not a number: {freq_text!r}", path=str(path), line=lineno,
+                            field="frequency") from None
+        if not math.isfinite(freq) or freq < 0:
+            raise DataError(f"must be a finite number >= 0, got {freq_text!r}", path=str(path),
+                            line=lineno, field="frequency")
+        if word in where:
+            raise DataError(f"word {word!r} repeats line {where[word]}", path=str(path),
+                            line=lineno, field="word")
+        where[word] = lineno
+        rows.append((word, freq))
+    if not rows:
+        raise DataError("no word-frequency rows", path=str(path))
+    rows.sort(key=lambda r: -r[1])  # stable: ties keep the file's order
+    return Vocabulary(tuple(w for w, _ in rows), tuple(f for _, f in rows), str(path))
