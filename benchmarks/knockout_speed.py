@@ -50,8 +50,7 @@ def main():
     lm = tunescope.load(args.model)
     relations = tunescope.data.pararel(["P17", "P36", "P103", "P176", "P449"], path=PARAREL,
                                        max_facts=100)
-    examples, _ = select_examples(lm, relations, max_examples=args.examples,
-                                  per_relation=-(-args.examples // 5))
+    examples, _ = select_examples(lm, relations, max_examples=args.examples)
     knockout_effects(lm, examples[:2], args.window)  # warm-up
     start = time.perf_counter()
     fast = knockout_effects(lm, examples, args.window)
