@@ -46,16 +46,22 @@ def _unpaired_share(base: np.ndarray, tuned: np.ndarray) -> tuple[float, int]:
 
 
 def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shape: dict,
-                  tuned_shape: dict, instruction_verbs: Sequence[str],
-                  general_verbs: Sequence[str], n_groups: int = 4
+                  tuned_shape: dict, instruction_verbs: Sequence[str] | None = None,
+                  general_verbs: Sequence[str] | None = None, n_groups: int = 4
                   ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Per word and depth group, the share of changed units where the word appears more after
     tuning; then per group instruction verbs against general verbs (mean, std, n, one-sided
     Welch test instruction > general).
 
     ``*_shape``: ``{"n_layers", "n_heads", "d_head"}`` of each model (e.g. from the Result's
-    provenance). Returns (shares table, tests table, method: "joined" or "unpaired").
+    provenance). Verbs default to the study's 38 instruction verbs and the 3,000 most frequent
+    general verbs (:mod:`tunescope.data.verbs`). Returns (shares table, tests table, method:
+    "joined" or "unpaired").
     """
+    from tunescope.data import verbs as lexicon
+
+    instruction_verbs = lexicon.INSTRUCTION_VERBS if instruction_verbs is None else instruction_verbs
+    general_verbs = lexicon.general_verbs() if general_verbs is None else general_verbs
     verbs = {w: "general" for w in general_verbs}
     verbs.update({w: "instruction" for w in instruction_verbs})
     same = all(base_shape[k] == tuned_shape[k] for k in ("n_layers", "n_heads", "d_head"))
