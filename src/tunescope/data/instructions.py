@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from tunescope.data.pairs import json_objects, read_text
+from tunescope.data.files import json_objects, read_text
 from tunescope.data.types import InstructionPrompt
 from tunescope.errors import DataError, TunescopeError
 

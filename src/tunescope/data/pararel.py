@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from tunescope.data.types import Fact, Relation, Template, template_problem
+from tunescope.data.files import json_objects, read_text
 from tunescope.errors import DataError, OutputError, TunescopeError
 
 DEFAULT_URL = "https://raw.githubusercontent.com/yanaiela/pararel/main/"
@@ -96,24 +97,8 @@ def _rows(path: Path, fields: tuple[str, ...],
 
     ``fields`` must be non-empty strings; ``optional`` fields, when present, must be strings.
     """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=str(path)) from None
-    except OSError as e:
-        raise DataError(f"cannot read file: {e.strerror or e}", path=str(path)) from None
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg}, column {e.colno})", path=str(path),
-                            line=lineno) from None
-        if not isinstance(row, dict):
-            raise DataError(f"expected a JSON object, got {type(row).__name__}", path=str(path),
-                            line=lineno)
+    path, text = read_text(path)
+    for lineno, row in json_objects(path, text):
         for name in fields:
             if name not in row:
                 raise DataError("missing", path=str(path), line=lineno, field=name)

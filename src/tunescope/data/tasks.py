@@ -22,7 +22,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from tunescope.data.pairs import hub_load, json_objects, read_text
+from tunescope.data.files import json_objects, read_text
+from tunescope.data.pairs import hub_load
 from tunescope.data.perturb import recase, typo
 from tunescope.data.types import Task, TaskExample
 from tunescope.errors import DataError, TunescopeError
