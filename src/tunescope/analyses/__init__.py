@@ -6,11 +6,12 @@ from tunescope.analyses.predictions import next_token_predictions
 from tunescope.analyses.prediction_consistency import prediction_consistency
 from tunescope.analyses.representation import representation_consistency
 from tunescope.analyses.downstream import downstream_consistency
+from tunescope.analyses.recall import attention_knockout, extraction_rate, subject_enrichment
 from tunescope.analyses.attribution import attribution
 from tunescope.analyses.attention_heads import attention_heads
+from tunescope.analyses.ffn_concepts import ffn_concepts
 
-__all__ = ["REGISTRY", "Analysis", "attention_heads", "attribution", "downstream_consistency", "get", "next_token_predictions",
-           "prediction_consistency", "register", "representation_consistency"]
-from tunescope.analyses.recall import attention_knockout, extraction_rate, subject_enrichment  # noqa: E402
-
-__all__ += ["attention_knockout", "extraction_rate", "subject_enrichment"]
+__all__ = ["REGISTRY", "Analysis", "attention_heads", "attention_knockout", "attribution",
+           "downstream_consistency", "extraction_rate", "ffn_concepts", "get",
+           "next_token_predictions", "prediction_consistency", "register",
+           "representation_consistency", "subject_enrichment"]

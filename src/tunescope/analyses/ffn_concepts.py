@@ -1,0 +1,214 @@
+"""ffn_concepts (METHODS.md W3, after Wu et al. 2024): feed-forward layers read as concepts.
+
+Per layer, the MLP down-projection W is read as [neurons, d_model] (row i: what neuron i writes
+into the residual stream). Its rows are centred (the mean over neurons subtracted) and
+decomposed by one SVD, ``W_c = U S Vh``: the principal components are the rows of ``Vh``
+(unit vectors in the residual basis) and each component's explained-variance share is
+``S^2 / sum(S^2)``. Component c is described by the vocabulary words whose unembedding vectors
+(mean over the word's tokens, :func:`word_vectors`) have the largest |cos| with c; the signed
+cosine is kept. A labeller (:mod:`tunescope.analyses.concept_labels`) may then name each of the
+top ``rank`` components with a user task and a linguistic level.
+
+Singular vectors are defined up to sign; each component is flipped so that its largest-magnitude
+coordinate is positive, which makes the signs of the cosines reproducible.
+
+Beyond the study, :func:`layer_principal_angles` compares the component subspaces of two models
+of the same architecture (principal angles, in degrees).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tunescope.analyses.registry import register
+from tunescope.analyses.word_vectors import word_vectors
+from tunescope.engine.progress import progress
+from tunescope.errors import TunescopeError
+from tunescope.models.lm import LM
+from tunescope.result import Result, fingerprint, provenance
+
+
+@dataclass(frozen=True)
+class FFNConceptsConfig:
+    """W3 settings: ``rank`` components described (and labelled) per layer; ``top_words`` words
+    per component; ``layers``: None for all; ``labeller``: ``"offline"`` (the rule-based
+    :class:`~tunescope.analyses.concept_labels.OfflineLabeller`) or ``"none"`` (an LLM labeller
+    is passed to :func:`ffn_concepts` as an object); ``runs``: labelling runs per component
+    (the study's 5; the offline labeller gives the same label in every run)."""
+
+    rank: int = 300
+    top_words: int = 50
+    layers: tuple[int, ...] | None = None
+    labeller: str = "offline"
+    runs: int = 5
+
+
+def layer_components(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Principal components of a [neurons, d_model] weight: rows centred, one float32 SVD.
+
+    Returns ``(components [k, d_model], explained [k])`` with k = min(neurons, d_model):
+    unit rows of Vh (largest-magnitude coordinate made positive) and the explained-variance
+    shares S^2 / sum(S^2), in decreasing order (they sum to 1)."""
+    w = weight.detach().float().cpu()
+    w = w - w.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(w, full_matrices=False)
+    peak = vh.gather(1, vh.abs().argmax(dim=1, keepdim=True))
+    vh = vh * torch.where(peak < 0, -1.0, 1.0)
+    var = s.double().pow(2)
+    total = var.sum()
+    explained = (var / total if total > 0 else torch.zeros_like(var)).float()
+    return vh, explained
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def component_top_words(components: torch.Tensor, word_unit: torch.Tensor, k: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each component [r, d] the ``k`` words (``word_unit``: [n_words, d], unit rows) of
+    largest |cos|: ``(indices [r, k], signed cosines [r, k])``, by decreasing |cos|."""
+    cos = unit_rows(components.float()) @ word_unit.T                       # [r, n_words]
+    idx = cos.abs().topk(min(k, word_unit.shape[0]), dim=1).indices
+    return idx, cos.gather(1, idx)
+
+
+def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Principal angles (degrees, ascending) between the row spaces of ``a`` [k1, d] and
+    ``b`` [k2, d]; min(k1, k2) angles (0: shared direction, 90: orthogonal).
+
+    Orthonormal bases Qa, Qb by QR; the cosines are the singular values of Qa^T Qb. Small
+    angles are taken from the sines (singular values of Qb - Qa Qa^T Qb), which are accurate
+    where arccos is not (the method of Knyazev & Argentati, as in scipy's subspace_angles).
+    Computed in float64."""
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
+        raise TunescopeError(f"principal angles need [k, d] matrices of equal d, got "
+                             f"{tuple(a.shape)} and {tuple(b.shape)}")
+    qa = torch.linalg.qr(a.detach().double().cpu().T).Q                       # [d, k1]
+    qb = torch.linalg.qr(b.detach().double().cpu().T).Q                       # [d, k2]
+    if qa.shape[1] < qb.shape[1]:
+        qa, qb = qb, qa
+    cross = qa.T @ qb                                                          # [k1, k2], k1 >= k2
+    cos = torch.linalg.svdvals(cross).clamp(0.0, 1.0)                          # descending
+    sin = torch.linalg.svdvals(qb - qa @ cross).clamp(0.0, 1.0).flip(0)        # ascending
+    angles = torch.where(cos.pow(2) < 0.5, torch.arccos(cos), torch.arcsin(sin))
+    return torch.rad2deg(angles).sort().values
+
+
+def _check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
+    out = list(range(n_layers)) if layers is None else [int(layer) for layer in layers]
+    if any(not 0 <= layer < n_layers for layer in out):
+        raise TunescopeError(f"layers must lie in 0..{n_layers - 1}, got {out}")
+    return out
+
+
+def layer_principal_angles(base_lm: LM, tuned_lm: LM, layers: Sequence[int] | None = None,
+                           k: int = 300) -> pd.DataFrame:
+    """Principal angles between the top-``k`` component subspaces of each layer of two models
+    of the same architecture (a base model and its tuned variant).
+
+    Returns a tidy table (layer, index (1 = smallest angle), angle_degrees). Raises
+    :class:`TunescopeError` when the residual widths differ (the components then live in
+    different spaces) or a layer is missing in either model."""
+    a, b = base_lm.anatomy, tuned_lm.anatomy
+    if a.d_model != b.d_model:
+        raise TunescopeError(
+            f"principal angles need models of the same architecture: d_model {a.d_model} "
+            f"({base_lm.name}) differs from {b.d_model} ({tuned_lm.name})")
+    if layers is None and a.n_layers != b.n_layers:
+        raise TunescopeError(f"{base_lm.name} has {a.n_layers} layers, {tuned_lm.name} "
+                             f"{b.n_layers}: principal angles need the same depth")
+    layers = _check_layers(layers, min(a.n_layers, b.n_layers))
+    rows = []
+    with torch.no_grad():
+        for layer in layers:
+            ca, _ = layer_components(a.mlp_down_weight(layer))
+            cb, _ = layer_components(b.mlp_down_weight(layer))
+            angles = principal_angles(ca[:k], cb[:k]).numpy()
+            rows.append(pd.DataFrame({"layer": layer, "index": np.arange(1, len(angles) + 1),
+                                      "angle_degrees": angles}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _make_labeller(name: str):
+    if name == "none":
+        return None
+    if name == "offline":
+        from tunescope.analyses.concept_labels import OfflineLabeller
+        return OfflineLabeller()
+    raise TunescopeError(f"unknown labeller '{name}'; choose 'offline' or 'none' "
+                         "(pass an LLMLabeller object for an LLM)")
+
+
+@register("ffn_concepts", FFNConceptsConfig, dataset="vocabulary")
+def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNConceptsConfig(),
+                 labeller=None) -> Result:
+    """Feed-forward layers as concepts: principal components of the down-projections (W3).
+
+    ``words``: the vocabulary that describes components (e.g. frequent English words).
+    ``labeller``: an object with ``label(components, runs) -> list[list[ConceptLabel]]``
+    (e.g. an :class:`~tunescope.analyses.concept_labels.LLMLabeller`); overrides
+    ``config.labeller``.
+
+    Tables: ``components`` (layer, component, explained_variance, cumulative; every component),
+    ``top_words`` (layer, component, rank, word, cosine; the first ``config.rank`` components),
+    and with a labeller ``labels`` (layer, component, run, category, level, description).
+    """
+    start = time.perf_counter()
+    words = list(dict.fromkeys(words))
+    if not words:
+        raise TunescopeError("ffn_concepts needs a non-empty vocabulary")
+    if config.rank < 1 or config.top_words < 1 or config.runs < 1:
+        raise TunescopeError("rank, top_words and runs must be positive")
+    layers = _check_layers(config.layers, lm.anatomy.n_layers)
+    if labeller is None:
+        labeller = _make_labeller(config.labeller)
+    word_unit = unit_rows(word_vectors(lm, words, "unembed"))               # once for all layers
+    vocab = np.array(words, dtype=object)
+    comp_parts, word_parts, word_lists, keys = [], [], [], []
+    with torch.no_grad(), progress(len(layers), f"{lm.name}: ffn concepts") as bar:
+        for layer in layers:
+            comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
+            ev = explained.double().numpy()
+            comp_parts.append(pd.DataFrame({"layer": layer, "component": np.arange(len(ev)),
+                                            "explained_variance": ev,
+                                            "cumulative": np.cumsum(ev)}))
+            r = min(config.rank, comps.shape[0])
+            idx, cos = component_top_words(comps[:r], word_unit, config.top_words)
+            k = idx.shape[1]
+            word_parts.append(pd.DataFrame({
+                "layer": layer, "component": np.repeat(np.arange(r), k),
+                "rank": np.tile(np.arange(1, k + 1), r), "word": vocab[idx.reshape(-1).numpy()],
+                "cosine": cos.reshape(-1).double().numpy()}))
+            word_lists += [list(vocab[row]) for row in idx.numpy()]
+            keys += [(layer, c) for c in range(r)]
+            bar.advance()
+    components = pd.concat(comp_parts, ignore_index=True)
+    top = pd.concat(word_parts, ignore_index=True)
+    tables = {"components": components, "top_words": top}
+    top10 = [float(p["explained_variance"].iloc[:10].sum()) for p in comp_parts]
+    summary = {"n_words": len(words), "n_layers": len(layers), "layers": layers,
+               "components_described": len(keys), "top10_variance_by_layer": top10,
+               "mean_top10_variance": float(np.mean(top10))}
+    if labeller is not None:
+        labels = labeller.label(word_lists, config.runs)
+        rows = [{"layer": layer, "component": c, "run": run, "category": lab.category,
+                 "level": lab.level, "description": lab.description}
+                for (layer, c), per_run in zip(keys, labels) for run, lab in enumerate(per_run)]
+        table = pd.DataFrame(rows, columns=["layer", "component", "run", "category", "level",
+                                            "description"])
+        tables["labels"] = table
+        summary["labeller"] = getattr(labeller, "name", type(labeller).__name__)
+        summary["category_shares"] = table["category"].value_counts(normalize=True).to_dict()
+        summary["level_shares"] = table["level"].value_counts(normalize=True).to_dict()
+    dataset = {"kind": "vocabulary", "size": len(words), "fingerprint": fingerprint(words)}
+    return Result("ffn_concepts", tables, summary,
+                  provenance(lm, config, dataset,
+                             timings={"analysis_s": time.perf_counter() - start}))
