@@ -41,7 +41,7 @@ class AttributionConfig:
     L: int = score.L_LEVELS
     b: int = score.B_DEFAULT
     p: float = score.P_DEFAULT
-    chunk: int = 32
+    chunk: int = 16
     chat: bool = False
     batch_size: int | None = None
 
