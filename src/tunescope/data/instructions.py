@@ -87,6 +87,28 @@ def _tsv_rows(path: Path, text: str):
         raise DataError(f"malformed TSV ({e})", path=str(path), line=reader.line_num) from None
 
 
+def _tsv_records(path: Path, text: str, columns: Sequence[str]):
+    """(line number, {column: unescaped cell}) for each record of a Wu et al. TSV file whose
+    header holds ``columns``; DataError for a missing column, a row of the wrong width or a
+    file without a header."""
+    header: list[str] | None = None
+    for line, row in _tsv_rows(path, text):
+        if header is None:
+            header = [cell.strip() for cell in row]
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DataError(f"header needs columns {', '.join(columns)}; missing "
+                                f"{', '.join(missing)}", path=str(path), line=line,
+                                field=missing[0])
+            continue
+        if len(row) != len(header):
+            raise DataError(f"expected {len(header)} tab-separated cells, got {len(row)}",
+                            path=str(path), line=line)
+        yield line, {c: unescape_wu2024(row[header.index(c)]) for c in columns}
+    if header is None:
+        raise DataError("empty file", path=str(path))
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character ranges ``[start, end)`` of the sentences of ``text``.
 
@@ -240,36 +262,21 @@ def _has_text(fragment: str) -> bool:
 def read_wu2024(path: str | os.PathLike) -> tuple[list[InstructionPrompt], FragmentReport]:
     """The prompts of ``FinalDataset.tsv`` and a :class:`FragmentReport` (no warning)."""
     p, text = read_text(path)
-    header: list[str] | None = None
-    cols: dict[str, int] = {}
     prompts: list[InstructionPrompt] = []
     report = FragmentReport()
     seen: dict[str, int] = {}
-    for line, row in _tsv_rows(p, text):
-        if header is None:
-            header = [cell.strip() for cell in row]
-            missing = [c for c in WU2024_COLUMNS if c not in header]
-            if missing:
-                raise DataError(f"header needs columns {', '.join(WU2024_COLUMNS)}; missing "
-                                f"{', '.join(missing)}", path=str(p), line=line,
-                                field=missing[0])
-            cols = {c: header.index(c) for c in WU2024_COLUMNS}
-            continue
-        if len(row) != len(header):
-            raise DataError(f"expected {len(header)} tab-separated cells, got {len(row)}",
-                            path=str(p), line=line)
-        pid = row[cols["ID"]].strip()
+    for line, row in _tsv_records(p, text, WU2024_COLUMNS):
+        pid = row["ID"].strip()
         if not pid:
             raise DataError("empty", path=str(p), line=line, field="ID")
         if pid in seen:
             raise DataError(f"duplicate ID {pid!r} (first on line {seen[pid]})",
                             path=str(p), line=line, field="ID")
         seen[pid] = line
-        prompt = unescape_wu2024(row[cols["Prompt"]])
+        prompt = row["Prompt"]
         if not prompt.strip():
             raise DataError("empty", path=str(p), line=line, field="Prompt")
-        fragments, context = split_instruct_context(
-            unescape_wu2024(row[cols["Instruct&Context"]]))
+        fragments, context = split_instruct_context(row["Instruct&Context"])
         spans, unmatched = instruction_spans_from_fragments(prompt, fragments)
         report.prompts += 1
         report.fragments += sum(_has_text(f) for f in fragments)
@@ -279,9 +286,7 @@ def read_wu2024(path: str | os.PathLike) -> tuple[list[InstructionPrompt], Fragm
         source, category = wu2024_source(pid)
         prompts.append(InstructionPrompt(
             id=pid, text=prompt, instruction_spans=spans, source=source, category=category,
-            context=context, response=unescape_wu2024(row[cols["Response"]])))
-    if header is None:
-        raise DataError("empty file", path=str(p))
+            context=context, response=row["Response"]))
     if not prompts:
         raise DataError("no prompts in file (header only)", path=str(p))
     return prompts, report
@@ -321,21 +326,8 @@ def load_annotations(path: str | os.PathLike):
     import pandas as pd
 
     p, text = read_text(path)
-    header: list[str] | None = None
     records = []
-    for line, row in _tsv_rows(p, text):
-        if header is None:
-            header = [cell.strip() for cell in row]
-            missing = [c for c in ANNOTATION_COLUMNS if c not in header]
-            if missing:
-                raise DataError(f"header needs columns {' '.join(ANNOTATION_COLUMNS)}; "
-                                f"missing {', '.join(missing)}", path=str(p), line=line,
-                                field=missing[0])
-            continue
-        if len(row) != len(header):
-            raise DataError(f"expected {len(header)} tab-separated cells, got {len(row)}",
-                            path=str(p), line=line)
-        rec = {c: unescape_wu2024(row[header.index(c)]) for c in ANNOTATION_COLUMNS}
+    for line, rec in _tsv_records(p, text, ANNOTATION_COLUMNS):
         rec["File"] = rec["File"].strip()
         if not rec["File"]:
             raise DataError("empty", path=str(p), line=line, field="File")
@@ -347,8 +339,6 @@ def load_annotations(path: str | os.PathLike):
         rec["Model"] = rec["Model"].strip()
         rec["id"] = re.sub(r"\.pkl$", "", rec["File"])
         records.append(rec)
-    if header is None:
-        raise DataError("empty file", path=str(p))
     return pd.DataFrame.from_records(records, columns=list(ANNOTATION_COLUMNS) + ["id"])
 
 
