@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from tunescope.analyses.registry import register
-from tunescope.analyses.word_vectors import word_vectors
+from tunescope.analyses.word_vectors import unit_rows, word_vectors
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
@@ -58,11 +58,6 @@ class HeadPairs:
     word_q: np.ndarray
     word_k: np.ndarray
     similarity: np.ndarray
-
-
-def unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def similarity_thresholds(unit: torch.Tensor, baseline: int, z: float = 1.96,

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from tunescope.analyses.registry import register
-from tunescope.analyses.word_vectors import word_vectors
+from tunescope.analyses.word_vectors import unit_rows, word_vectors
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
@@ -64,11 +64,6 @@ def layer_components(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     total = var.sum()
     explained = (var / total if total > 0 else torch.zeros_like(var)).float()
     return vh, explained
-
-
-def unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def component_top_words(components: torch.Tensor, word_unit: torch.Tensor, k: int

@@ -18,6 +18,7 @@ import torch
 from tunescope.analyses.prediction_consistency import queries
 from tunescope.data.types import Relation
 from tunescope.engine.forward import next_token_logprobs_ids
+from tunescope.engine.scoring import split_continuations
 from tunescope.models.lm import LM
 
 
@@ -51,10 +52,13 @@ def subject_span(offsets: Sequence[tuple[int, int]], start: int, end: int) -> tu
 
 
 def _first_object_token(lm: LM, prompt_ids: list[int], prompt: str, obj: str) -> int | None:
-    full = lm.tokenizer(prompt + " " + obj)["input_ids"]
-    if full[:len(prompt_ids)] != prompt_ids or len(full) == len(prompt_ids):
+    """The object's first token after the prompt, tokenised as C1 scores it; None when the
+    object merges with the prompt's last token."""
+    try:
+        query = split_continuations(lm, prompt, [obj])
+    except ValueError:
         return None
-    return full[len(prompt_ids)]
+    return query.continuations[0][0] if len(query.prefix) == len(prompt_ids) else None
 
 
 def select_examples(lm: LM, relations: Sequence[Relation], max_examples: int = 100,

@@ -39,3 +39,8 @@ def word_vectors(lm: LM, words: Sequence[str], matrix: str = "embed") -> torch.T
     if scale is not None:
         vectors = vectors * float(scale)
     return vectors
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
