@@ -77,6 +77,7 @@ class LM:
             "device": str(self.device), "chat_template": self.has_chat_template,
             "n_layers": self.anatomy.n_layers, "d_model": self.anatomy.d_model,
             "n_heads": self.anatomy.n_heads, "n_kv_heads": self.anatomy.n_kv_heads,
+            "d_head": self.anatomy.d_head,
             "n_params": sum(p.numel() for p in self.model.parameters()), **self.extra,
         }
 

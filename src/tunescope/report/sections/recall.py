@@ -1,0 +1,90 @@
+"""Sections of the factual-recall mechanics (METHODS.md C4, Geva et al. 2023): attention
+knockout, extraction rates and subject enrichment, all over relative depth."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tunescope.report import figures
+from tunescope.report.sections.base import Context, model_tables, plot, section
+
+DEPTH = ("x = relative depth of the block ((layer + 1) / number of layers), so models of "
+         "different depth line up.")
+
+
+def _panels(tables: dict[str, pd.DataFrame], by: str, y: str, band: bool = False,
+            titles: dict[str, str] | None = None) -> list[tuple[str, dict]]:
+    """One panel per value of column ``by``: ``{model: {"x", "y"[, "low", "high"]}}``."""
+    values = list(dict.fromkeys(v for t in tables.values() for v in t[by]))
+    panels = []
+    for value in values:
+        per_model = {}
+        for key, t in tables.items():
+            sub = t[t[by] == value]
+            if not len(sub):
+                continue
+            series = {"x": sub["relative_depth"], "y": sub[y]}
+            if band:
+                series.update(low=sub["ci_low"], high=sub["ci_high"])
+            per_model[key] = series
+        panels.append(((titles or {}).get(value, str(value)), per_model))
+    return panels
+
+
+def _examples_note(ctx: Context) -> list[str]:
+    return [model_tables(ctx, "queries", title="Queries per relation and status (only "
+                                                "correctly answered queries are analysed)"),
+            model_tables(ctx, "examples", ["relation", "subject", "object", "prompt",
+                                           "subject_tokens", "target", "probability"],
+                         title="The analysed examples of each model")]
+
+
+@section("attention_knockout", "C4 · Attention knockout")
+def attention_knockout(ctx: Context) -> list[str]:
+    curves = ctx.tables("curves")
+    titles = {"subject": "subject tokens blocked", "non_subject": "non-subject tokens blocked",
+              "last": "last token blocked"}
+    parts = [plot(
+        figures.line_panels(_panels(curves, "block", "mean", band=True, titles=titles),
+                            ctx.colors, "relative change of p (%)", reference=0.0),
+        "Attention knockout curves per block set: for each layer, the attention edges from the "
+        "last position to the blocked positions are removed in a window of layers centred on "
+        "it, and the probability of the originally predicted token is measured again. y = mean "
+        "relative change in percent (band: 95% CI over examples); a deep dip marks the layers "
+        "where information flows from those positions to the prediction. " + DEPTH)]
+    return parts + [model_tables(ctx, "curves")] + _examples_note(ctx)
+
+
+@section("extraction_rate", "C4 · Attribute extraction rate")
+def extraction_rate(ctx: Context) -> list[str]:
+    rates = ctx.tables("rates")
+    titles = {"attn_out": "attention output", "mlp_out": "MLP output",
+              "resid_post": "block output (residual)"}
+    parts = [plot(
+        figures.line_panels(_panels(rates, "component", "rate", titles=titles), ctx.colors,
+                            "extraction rate", ylim=(-0.02, 1.02)),
+        "Extraction rate per component: at the last position each layer's attention output, "
+        "MLP output and block output is projected through the final norm and the unembedding; "
+        "y = share of examples whose final prediction is already top-1 there. Where the "
+        "attention curve rises, attention heads extract the attribute. " + DEPTH)]
+    return parts + [model_tables(ctx, "rates")] + _examples_note(ctx)
+
+
+@section("subject_enrichment", "C4 · Subject enrichment")
+def subject_enrichment(ctx: Context) -> list[str]:
+    curves = ctx.tables("curves")
+    titles = {"last_subject_token": "at the last subject token", "last_token": "at the last token"}
+    prob = [(f"p(answer) {t}", m) for t, m in _panels(curves, "position", "mean_probability",
+                                                     titles=titles)]
+    rank = [(f"rank of answer {t}", m) for t, m in _panels(curves, "position", "median_rank",
+                                                          titles=titles)]
+    parts = [plot(
+        figures.line_panels(prob, ctx.colors, "mean probability", ylim=(-0.02, 1.02), ncols=2),
+        "Subject enrichment, probability: the logit lens (final norm + unembedding) applied to "
+        "the block output at the last subject token and at the last token; y = mean probability "
+        "of the gold object's first token. Rising early at the subject token = the subject "
+        "representation is enriched with the attribute. " + DEPTH),
+        plot(figures.line_panels(rank, ctx.colors, "median rank (log)", logy=True, ncols=2),
+             "Subject enrichment, rank: median rank of the gold object's first token under the "
+             "logit lens (1 = top prediction; log scale, lower is better). " + DEPTH)]
+    return parts + [model_tables(ctx, "curves")] + _examples_note(ctx)
