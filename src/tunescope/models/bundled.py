@@ -8,6 +8,7 @@ The cache directory is ``$TUNESCOPE_CACHE`` or ``~/.cache/tunescope``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -163,10 +165,43 @@ def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = N
     if is_ready(name):
         return target
     parts = gguf_parts(name, install=install, echo=echo)
-    echo(f"preparing {name} (once): dequantising {sum(p.stat().st_size for p in parts) >> 20} MiB "
-         f"of GGUF to float32 safetensors in {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    with _preparation_lock(target):
+        if is_ready(name):  # another process prepared it while this one waited
+            return target
+        _remove_debris(target)
+        _prepare(model, parts, target, echo)
+    echo(f"{name} ready")
+    return target
+
+
+@contextmanager
+def _preparation_lock(target: Path):
+    """Hold an exclusive lock on ``target``'s preparation (one process prepares, others wait)."""
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_debris(target: Path) -> None:
+    """Remove temporary directories left by a preparation that was killed (under the lock, so
+    none of them belongs to a live process)."""
+    for debris in target.parent.glob(f".{target.name}.*"):
+        if debris.is_dir():
+            shutil.rmtree(debris, ignore_errors=True)
+
+
+def _prepare(model: BundledModel, parts: list[Path], target: Path,
+             echo: Callable[[str], None]) -> None:
+    """Assemble and check the GGUF, dequantise it into a temporary directory beside
+    ``target``, write the marker last and rename the directory into place."""
+    size_mib = sum(p.stat().st_size for p in parts) >> 20
+    echo(f"preparing {model.name} (once): dequantising {size_mib} MiB of GGUF to float32 "
+         f"safetensors in {target}")
+    work = Path(tempfile.mkdtemp(prefix=f".{model.name}.", dir=target.parent))
     try:
         if len(parts) == 1:
             gguf = parts[0]
@@ -178,21 +213,19 @@ def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = N
                         shutil.copyfileobj(f, out, 1 << 20)
         digest = _sha256(gguf)
         if model.sha256 and digest != model.sha256:
-            raise ModelFileError(f"GGUF of {name} has sha256 {digest[:12]}..., expected "
+            raise ModelFileError(f"GGUF of {model.name} has sha256 {digest[:12]}..., expected "
                                  f"{model.sha256[:12]}...; reinstall {model.package}")
         out_dir = work / "model"
         _dequantise(gguf, out_dir)
         version = _installed(model.package).version
         (out_dir / MARKER).write_text(json.dumps(
-            {"name": name, "package": model.package, "version": version, "gguf_sha256": digest,
+            {"name": model.name, "package": model.package, "version": version, "gguf_sha256": digest,
              "role": model.role}, indent=2))
         if target.exists():
             shutil.rmtree(target)
         out_dir.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    echo(f"{name} ready")
-    return target
 
 
 def _dequantise(gguf: Path, out_dir: Path) -> None:
