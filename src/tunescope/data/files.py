@@ -1,4 +1,10 @@
-"""Reading users' data files: UTF-8 text and JSON Lines, with errors naming file and line."""
+"""Reading users' data files: UTF-8 text, JSON Lines and plain lines, with errors that name
+file and line in one line of text.
+
+Every loader reads through :func:`read_text` (so a missing file, a directory, a bad path or
+bytes that are not UTF-8 all give the same :class:`~tunescope.errors.DataError`) and quotes
+users' values in its messages with :func:`shown` (one line, at most a few dozen characters).
+"""
 
 from __future__ import annotations
 
@@ -9,34 +15,112 @@ from pathlib import Path
 
 from tunescope.errors import DataError
 
+SHOWN_LIMIT = 60
+"""Longest quotation of a user's value in an error message (characters)."""
 
-def read_text(path: str | os.PathLike) -> tuple[Path, str]:
-    """The UTF-8 text of a file; DataError for a missing, unreadable or non-UTF-8 file."""
+
+def shown(value, limit: int = SHOWN_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters: always one line (``repr`` escapes line
+    breaks and other control characters in strings)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def listed(values, limit: int = 5) -> str:
+    """The first ``limit`` values quoted with :func:`shown`, comma-separated, with
+    ``..., (N in all)`` when there are more."""
+    values = list(values)
+    text = ", ".join(shown(v) for v in values[:limit])
+    return text + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def one_line(text) -> str:
+    """``text`` (e.g. an exception's message) with every run of whitespace made one space."""
+    return " ".join(str(text).split())
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as text for messages: control characters (a newline or NUL in a file name)
+    written as escapes, so the message stays one line."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, bytes]:
+    """(path, contents) of a file; DataError for a missing, unreadable or invalid path.
+
+    ``what`` names the expected kind of file (with its article) in the message for a
+    directory, e.g. ``"an .npz archive"``.
+    """
     p = Path(path)
-    if not p.exists():
-        raise DataError("no such file", path=str(p))
-    if p.is_dir():
-        raise DataError("is a directory, expected a file", path=str(p))
+    where = display_path(p)
     try:
-        return p, p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=str(p)) from None
+        return p, p.read_bytes()
+    except FileNotFoundError:
+        raise DataError("no such file", path=where) from None
+    except IsADirectoryError:
+        raise DataError(f"is a directory, expected {what}", path=where) from None
+    except NotADirectoryError:
+        raise DataError("no such file (a parent of it is not a directory)", path=where) from None
+    except PermissionError:
+        raise DataError("permission denied", path=where) from None
     except OSError as e:
-        raise DataError(f"cannot read file: {e.strerror or e}", path=str(p)) from None
+        raise DataError(f"cannot read file: {one_line(e.strerror or e)}", path=where) from None
+    except ValueError as e:  # e.g. a NUL byte in the path
+        raise DataError(f"invalid path ({one_line(e)})", path=where) from None
+
+
+def read_text(path: str | os.PathLike, what: str = "a file") -> tuple[Path, str]:
+    """(path, UTF-8 text) of a file, a leading byte-order mark dropped; DataError for a
+    missing, unreadable or non-UTF-8 file (naming the first bad byte's offset)."""
+    p, data = read_bytes(path, what)
+    try:
+        return p, data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})",
+                        path=display_path(p)) from None
+
+
+def text_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its CR/LF) for each line of ``text``.
+
+    Lines end at ``\\n`` (a ``\\r`` before it is dropped), the convention of
+    :func:`json_objects`; other Unicode line separators stay inside a line.
+    """
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        yield lineno, line.removesuffix("\r")
+
+
+def json_value(text: str, path: Path, lineno: int | None = None):
+    """The JSON value of ``text``: one line of a JSONL file (``lineno`` given) or a whole JSON
+    file; DataError naming file and line when it is not valid JSON."""
+    line = lineno
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        message = f"invalid JSON ({e.msg}, column {e.colno})"
+        line = lineno if lineno is not None else e.lineno
+    except RecursionError:
+        message = "invalid JSON (nested too deeply)"
+    except ValueError as e:
+        reason = one_line(e)
+        if "digits" in reason:  # Python's limit on the digits of an integer
+            reason = "an integer of more than 4300 digits"
+        message = f"invalid JSON ({reason[:120]})"
+    raise DataError(message, path=display_path(path), line=line)
 
 
 def json_objects(path: Path, text: str) -> Iterator[tuple[int, dict]]:
-    """(1-based line number, object) for each non-blank line of a JSONL text."""
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    """(1-based line number, object) for each non-blank line of a JSONL text; DataError
+    naming file and line for a line that is not a JSON object."""
+    for lineno, line in text_lines(text):
         line = line.strip()
         if not line:
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg}, column {e.colno})", path=str(path),
-                            line=lineno) from None
+        row = json_value(line, path, lineno)
         if not isinstance(row, dict):
             raise DataError(f"expected a JSON object, got {type(row).__name__}",
-                            path=str(path), line=lineno)
+                            path=display_path(path), line=lineno)
         yield lineno, row

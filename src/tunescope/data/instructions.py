@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from tunescope.data.files import json_objects, read_text
+from tunescope.data.files import (display_path, json_objects, listed, one_line, read_text,
+                                  shown)
 from tunescope.data.types import InstructionPrompt
 from tunescope.errors import DataError, TunescopeError
 
@@ -84,7 +85,8 @@ def _tsv_rows(path: Path, text: str):
             if any(cell.strip() for cell in row):
                 yield reader.line_num, [unwrap_cell(cell) for cell in row]
     except csv.Error as e:
-        raise DataError(f"malformed TSV ({e})", path=str(path), line=reader.line_num) from None
+        raise DataError(f"malformed TSV ({one_line(e)})", path=display_path(path),
+                        line=reader.line_num) from None
 
 
 def _tsv_records(path: Path, text: str, columns: Sequence[str]):
@@ -98,15 +100,15 @@ def _tsv_records(path: Path, text: str, columns: Sequence[str]):
             missing = [c for c in columns if c not in header]
             if missing:
                 raise DataError(f"header needs columns {', '.join(columns)}; missing "
-                                f"{', '.join(missing)}", path=str(path), line=line,
+                                f"{', '.join(missing)}", path=display_path(path), line=line,
                                 field=missing[0])
             continue
         if len(row) != len(header):
             raise DataError(f"expected {len(header)} tab-separated cells, got {len(row)}",
-                            path=str(path), line=line)
+                            path=display_path(path), line=line)
         yield line, {c: unescape_wu2024(row[header.index(c)]) for c in columns}
     if header is None:
-        raise DataError("empty file", path=str(path))
+        raise DataError("empty file", path=display_path(path))
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -139,18 +141,25 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def _normalised(text: str) -> tuple[str, list[int]]:
     """``text`` lower-cased with curly quotes made straight and each whitespace run made one
-    space, and for each character of the result its position in ``text``."""
+    space, and for each character of the result its position in ``text``.
+
+    Lower-casing works character by character, so a character whose lower case is longer
+    (``"İ"`` -> ``"i̇"``) maps all its characters back to its own position.
+    """
     out, where = [], []
     prev_space = False
-    for i, ch in enumerate(text.translate(_QUOTES).lower()):
+    for i, ch in enumerate(text.translate(_QUOTES)):
         if ch.isspace():
             if prev_space:
                 continue
-            ch, prev_space = " ", True
-        else:
-            prev_space = False
-        out.append(ch)
-        where.append(i)
+            out.append(" ")
+            where.append(i)
+            prev_space = True
+            continue
+        prev_space = False
+        for low in ch.lower():
+            out.append(low)
+            where.append(i)
     return "".join(out), where
 
 
@@ -219,14 +228,13 @@ class FragmentReport:
 
     def message(self, path) -> str:
         ids = list(dict.fromkeys(i for i, _ in self.unmatched))
-        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-        text = (f"{path}: {len(self.unmatched)} of {self.fragments} instruction fragments not "
-                f"found in their prompt")
+        text = (f"{display_path(path)}: {len(self.unmatched)} of {self.fragments} instruction "
+                f"fragments not found in their prompt")
         if ids:
-            text += f" (first: {shown})"
+            text += f" (first: {listed(ids)})"
         if self.no_span:
             text += (f"; {len(self.no_span)} prompts have no instruction span "
-                     f"(first: {', '.join(self.no_span[:5])})")
+                     f"(first: {listed(self.no_span)})")
         return text
 
 
@@ -268,14 +276,14 @@ def read_wu2024(path: str | os.PathLike) -> tuple[list[InstructionPrompt], Fragm
     for line, row in _tsv_records(p, text, WU2024_COLUMNS):
         pid = row["ID"].strip()
         if not pid:
-            raise DataError("empty", path=str(p), line=line, field="ID")
+            raise DataError("empty", path=display_path(p), line=line, field="ID")
         if pid in seen:
-            raise DataError(f"duplicate ID {pid!r} (first on line {seen[pid]})",
-                            path=str(p), line=line, field="ID")
+            raise DataError(f"duplicate ID {shown(pid)} (first on line {seen[pid]})",
+                            path=display_path(p), line=line, field="ID")
         seen[pid] = line
         prompt = row["Prompt"]
         if not prompt.strip():
-            raise DataError("empty", path=str(p), line=line, field="Prompt")
+            raise DataError("empty", path=display_path(p), line=line, field="Prompt")
         fragments, context = split_instruct_context(row["Instruct&Context"])
         spans, unmatched = instruction_spans_from_fragments(prompt, fragments)
         report.prompts += 1
@@ -288,7 +296,7 @@ def read_wu2024(path: str | os.PathLike) -> tuple[list[InstructionPrompt], Fragm
             id=pid, text=prompt, instruction_spans=spans, source=source, category=category,
             context=context, response=row["Response"]))
     if not prompts:
-        raise DataError("no prompts in file (header only)", path=str(p))
+        raise DataError("no prompts in file (header only)", path=display_path(p))
     return prompts, report
 
 
@@ -297,8 +305,9 @@ def load_wu2024(path: str | os.PathLike) -> list[InstructionPrompt]:
 
     Columns ``ID``, ``Prompt``, ``Response`` and ``Instruct&Context``: tab-separated, one
     record per line, ``/n`` and ``/t`` inside cells meaning newline and tab, a cell optionally
-    wrapped in ``"`` with ``""`` for a quote (see :func:`unwrap_cell`). ``source`` and (for MT-Bench) ``category`` come from the ID (see
-    :func:`wu2024_source`), ``context`` from after ``&&&``, ``response`` from ``Response``.
+    wrapped in ``"`` with ``""`` for a quote (see :func:`unwrap_cell`). ``source`` and (for
+    MT-Bench) ``category`` come from the ID (see :func:`wu2024_source`), ``context`` from
+    after ``&&&``, ``response`` from ``Response``.
     Instruction spans: see :func:`instruction_spans_from_fragments`. Fragments that cannot be
     found in their prompt are counted and reported with one ``warnings.warn`` (count and first
     IDs); a prompt with no located instruction keeps empty spans and is reported too, never
@@ -330,11 +339,11 @@ def load_annotations(path: str | os.PathLike):
     for line, rec in _tsv_records(p, text, ANNOTATION_COLUMNS):
         rec["File"] = rec["File"].strip()
         if not rec["File"]:
-            raise DataError("empty", path=str(p), line=line, field="File")
+            raise DataError("empty", path=display_path(p), line=line, field="File")
         try:
             rec["Rating"] = int(rec["Rating"].strip())
         except ValueError:
-            raise DataError(f"must be an integer, got {rec['Rating']!r}", path=str(p),
+            raise DataError(f"must be an integer, got {shown(rec['Rating'])}", path=display_path(p),
                             line=line, field="Rating") from None
         rec["Model"] = rec["Model"].strip()
         rec["id"] = re.sub(r"\.pkl$", "", rec["File"])
@@ -365,7 +374,7 @@ def _optional_str(row: dict, name: str, path: Path, line: int, default: str = ""
     if value is None:
         return default
     if not isinstance(value, str):
-        raise DataError(f"must be a string, got {value!r}", path=str(path), line=line,
+        raise DataError(f"must be a string, got {shown(value)}", path=display_path(path), line=line,
                         field=name)
     return value
 
@@ -373,13 +382,13 @@ def _optional_str(row: dict, name: str, path: Path, line: int, default: str = ""
 def _spans_from_substrings(prompt: str, value, path: Path, line: int) -> list[tuple[int, int]]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
-        raise DataError("must be a non-empty string or list of strings", path=str(path),
+        raise DataError("must be a non-empty string or list of strings", path=display_path(path),
                         line=line, field="instruction")
     spans: list[tuple[int, int]] = []
     for k, sub in enumerate(items):
         if not isinstance(sub, str) or not sub.strip():
-            raise DataError(f"item {k} must be a non-empty string, got {sub!r}", path=str(path),
-                            line=line, field="instruction")
+            raise DataError(f"item {k} must be a non-empty string, got {shown(sub)}",
+                            path=display_path(path), line=line, field="instruction")
         sub = sub.strip()
         start = prompt.find(sub)
         # A repeated substring marks its next unused occurrence.
@@ -388,7 +397,7 @@ def _spans_from_substrings(prompt: str, value, path: Path, line: int) -> list[tu
         if start < 0:
             what = "not found in the prompt" if sub not in prompt else \
                 "occurs in the prompt fewer times than it is listed"
-            raise DataError(f"item {k} {sub!r} {what}", path=str(path), line=line,
+            raise DataError(f"item {k} {shown(sub)} {what}", path=display_path(path), line=line,
                             field="instruction")
         spans.append((start, start + len(sub)))
     return spans
@@ -396,19 +405,19 @@ def _spans_from_substrings(prompt: str, value, path: Path, line: int) -> list[tu
 
 def _explicit_spans(prompt: str, value, path: Path, line: int) -> list[tuple[int, int]]:
     if not isinstance(value, list) or not value:
-        raise DataError("must be a non-empty list of [start, end] pairs", path=str(path),
+        raise DataError("must be a non-empty list of [start, end] pairs", path=display_path(path),
                         line=line, field="instruction_spans")
     spans = []
     for k, span in enumerate(value):
         ok = (isinstance(span, list) and len(span) == 2
               and all(isinstance(x, int) and not isinstance(x, bool) for x in span))
         if not ok:
-            raise DataError(f"item {k} must be a [start, end] pair of integers, got {span!r}",
-                            path=str(path), line=line, field="instruction_spans")
+            raise DataError(f"item {k} must be a [start, end] pair of integers, got {shown(span)}",
+                            path=display_path(path), line=line, field="instruction_spans")
         a, b = span
         if not 0 <= a < b <= len(prompt):
             raise DataError(f"item {k} [{a}, {b}] is not a non-empty range inside the prompt of "
-                            f"{len(prompt)} characters", path=str(path), line=line,
+                            f"{len(prompt)} characters", path=display_path(path), line=line,
                             field="instruction_spans")
         spans.append((a, b))
     return spans
@@ -436,31 +445,32 @@ def load_instruction_jsonl(path: str | os.PathLike, default_source: str = ""
     for line, row in json_objects(p, text):
         prompt = row.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
-            what = "missing" if prompt is None else f"must be a non-empty string, got {prompt!r}"
-            raise DataError(what, path=str(p), line=line, field="prompt")
+            what = ("missing" if prompt is None
+                    else f"must be a non-empty string, got {shown(prompt)}")
+            raise DataError(what, path=display_path(p), line=line, field="prompt")
         pid = row.get("id", f"{p.stem}-{line}")
         if isinstance(pid, int) and not isinstance(pid, bool):
             pid = str(pid)
         if not isinstance(pid, str) or not pid.strip():
-            raise DataError(f"must be a non-empty string, got {pid!r}", path=str(p), line=line,
-                            field="id")
+            raise DataError(f"must be a non-empty string, got {shown(pid)}",
+                            path=display_path(p), line=line, field="id")
         if pid in seen:
-            raise DataError(f"duplicate id {pid!r} (first on line {seen[pid]})", path=str(p),
-                            line=line, field="id")
+            raise DataError(f"duplicate id {shown(pid)} (first on line {seen[pid]})",
+                            path=display_path(p), line=line, field="id")
         seen[pid] = line
         has_sub, has_spans = row.get("instruction") is not None, \
             row.get("instruction_spans") is not None
         if has_sub and has_spans:
             raise DataError("give either 'instruction' or 'instruction_spans', not both",
-                            path=str(p), line=line, field="instruction_spans")
+                            path=display_path(p), line=line, field="instruction_spans")
         if has_sub:
             spans = _spans_from_substrings(prompt, row["instruction"], p, line)
         elif has_spans:
             spans = _explicit_spans(prompt, row["instruction_spans"], p, line)
         else:
             raise DataError("missing: give 'instruction' (substrings of the prompt) or "
-                            "'instruction_spans' ([[start, end], ...])", path=str(p), line=line,
-                            field="instruction")
+                            "'instruction_spans' ([[start, end], ...])", path=display_path(p),
+                            line=line, field="instruction")
         prompts.append(InstructionPrompt(
             id=pid, text=prompt, instruction_spans=tuple(sorted(spans)),
             source=_optional_str(row, "source", p, line, default_source),
@@ -468,7 +478,7 @@ def load_instruction_jsonl(path: str | os.PathLike, default_source: str = ""
             context=_optional_str(row, "context", p, line),
             response=_optional_str(row, "response", p, line)))
     if not prompts:
-        raise DataError("no prompts in file (empty)", path=str(p))
+        raise DataError("no prompts in file (empty)", path=display_path(p))
     return prompts
 
 

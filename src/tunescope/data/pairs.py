@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from tunescope.data.types import ParaphrasePair
-from tunescope.data.files import json_objects, read_text
+from tunescope.data.files import display_path, json_objects, one_line, read_text, shown
 from tunescope.errors import DataError, HubUnavailableError, TunescopeError
 
 _COLUMNS = (("a", "b"), ("sentence1", "sentence2"))
@@ -46,9 +46,9 @@ def parse_label(value, path: Path, line: int, field: str = "label") -> int:
             return int(v)
         if v in ("true", "false"):
             return int(v == "true")
-    shown = "missing" if value is None else f"{value!r}"
-    raise DataError(f"must be 0 or 1 (or true/false), got {shown}", path=str(path), line=line,
-                    field=field)
+    got = "missing" if value is None else shown(value)
+    raise DataError(f"must be 0 or 1 (or true/false), got {got}", path=display_path(path),
+                    line=line, field=field)
 
 
 def _pair(row: dict, names: tuple[str, str], path: Path, line: int,
@@ -57,25 +57,31 @@ def _pair(row: dict, names: tuple[str, str], path: Path, line: int,
     for name in names:
         value = row.get(name)
         if not isinstance(value, str) or not value.strip():
-            what = "missing" if value is None else f"must be a non-empty string, got {value!r}"
-            raise DataError(what, path=str(path), line=line, field=name)
+            what = ("missing" if value is None
+                    else f"must be a non-empty string, got {shown(value)}")
+            raise DataError(what, path=display_path(path), line=line, field=name)
         texts.append(value.strip())
     if "label" not in row or row["label"] is None:
-        raise DataError("missing", path=str(path), line=line, field="label")
+        raise DataError("missing", path=display_path(path), line=line, field="label")
     label = parse_label(row["label"], path, line)
     source = row.get("source")
     if source is not None and not isinstance(source, str):
-        raise DataError(f"must be a string, got {source!r}", path=str(path), line=line,
-                        field="source")
+        raise DataError(f"must be a string, got {shown(source)}", path=display_path(path),
+                        line=line, field="source")
     return ParaphrasePair(texts[0], texts[1], label, source or default_source)
 
 
 def _csv_pairs(path: Path, text: str, delimiter: str) -> list[ParaphrasePair]:
+    """Pairs of a CSV/TSV text; errors name the line where the offending record starts (a
+    quoted cell may span lines)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = None
     pairs = []
+    where = display_path(path)
+    line = 1  # where the next record starts
     try:
         for row in reader:
+            start, line = line, reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
             if header is None:
@@ -83,16 +89,17 @@ def _csv_pairs(path: Path, text: str, delimiter: str) -> list[ParaphrasePair]:
                 names = next((n for n in _COLUMNS if set(n) <= set(header)), None)
                 if names is None:
                     raise DataError(f"header needs columns a, b, label (or sentence1, sentence2,"
-                                    f" label), got {', '.join(header)}", path=str(path),
-                                    line=reader.line_num, field="a")
+                                    f" label), got {shown(header)}", path=where, line=start,
+                                    field="a")
                 if "label" not in header:
-                    raise DataError("header has no 'label' column", path=str(path),
-                                    line=reader.line_num, field="label")
+                    raise DataError("header has no 'label' column", path=where, line=start,
+                                    field="label")
                 continue
             record = {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)}
-            pairs.append(_pair(record, names, path, reader.line_num, ""))
+            pairs.append(_pair(record, names, path, start, ""))
     except csv.Error as e:
-        raise DataError(f"malformed CSV ({e})", path=str(path), line=reader.line_num) from None
+        raise DataError(f"malformed CSV ({one_line(e)})", path=where,
+                        line=reader.line_num) from None
     return pairs
 
 
@@ -116,15 +123,16 @@ def load_pairs(path: str | os.PathLike) -> list[ParaphrasePair]:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".tsv", ".jsonl"):
-        raise DataError(f"unknown pairs format {suffix or '(no extension)'!r}: expected .csv, "
-                        ".tsv or .jsonl", path=str(p))
+        kind = shown(suffix) if suffix else "(no extension)"
+        raise DataError(f"unknown pairs format {kind}: expected .csv, .tsv or .jsonl",
+                        path=display_path(p))
     p, text = read_text(p)
     if suffix == ".jsonl":
         pairs = _jsonl_pairs(p, text)
     else:
         pairs = _csv_pairs(p, text, "\t" if suffix == ".tsv" else ",")
     if not pairs:
-        raise DataError("no pairs in file (empty or header only)", path=str(p))
+        raise DataError("no pairs in file (empty or header only)", path=display_path(p))
     return pairs
 
 

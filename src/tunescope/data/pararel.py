@@ -16,7 +16,6 @@ Every malformed line raises :class:`~tunescope.errors.DataError` naming file, li
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import urllib.error
@@ -27,7 +26,8 @@ from importlib import resources
 from pathlib import Path
 
 from tunescope.data.types import Fact, Relation, Template, template_problem
-from tunescope.data.files import json_objects, read_text
+from tunescope.data.files import (display_path, json_objects, json_value, one_line, read_text,
+                                  shown)
 from tunescope.errors import DataError, OutputError, TunescopeError
 
 DEFAULT_URL = "https://raw.githubusercontent.com/yanaiela/pararel/main/"
@@ -74,15 +74,51 @@ def _id_key(rid: str) -> tuple:
 
 def _layout(root: Path) -> tuple[Path, Path]:
     """The (patterns, tuples) directories of a ParaRel directory in either layout."""
-    if not root.exists():
-        raise DataError("no such ParaRel directory", path=str(root))
-    if not root.is_dir():
-        raise DataError("not a directory (expected a ParaRel directory)", path=str(root))
-    for pat, tup in _LAYOUTS:
-        if (root / pat).is_dir() and (root / tup).is_dir():
-            return root / pat, root / tup
+    where = display_path(root)
+    try:
+        if not root.exists():
+            raise DataError("no such ParaRel directory", path=where)
+        if not root.is_dir():
+            raise DataError("not a directory (expected a ParaRel directory)", path=where)
+        for pat, tup in _LAYOUTS:
+            if (root / pat).is_dir() and (root / tup).is_dir():
+                return root / pat, root / tup
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte, no permission
+        raise DataError(f"cannot open ParaRel directory ({one_line(e)})", path=where) from None
     raise DataError("not a ParaRel directory: expected patterns/ and tuples/, or "
-                    "data/pattern_data/graphs_json/ and data/trex_lms_vocab/", path=str(root))
+                    "data/pattern_data/graphs_json/ and data/trex_lms_vocab/", path=where)
+
+
+def _wanted(relations, pat_files: dict[str, Path], tup_files: dict[str, Path],
+            available: list[str], root: Path, pat_dir: Path, tup_dir: Path) -> list[str]:
+    """The requested relation ids, each checked against the directory's file names (ids are
+    only ever looked up there, never made into paths)."""
+    if relations is None:
+        return available
+    if isinstance(relations, str):
+        relations = [relations]
+    try:
+        wanted = list(dict.fromkeys(relations))
+    except TypeError:
+        raise TunescopeError("relations must be a relation id or a list of relation ids, got "
+                             f"{shown(relations)}") from None
+    if not wanted:
+        raise DataError("no relations requested (empty list)", path=display_path(root))
+    for rid in wanted:
+        if not isinstance(rid, str):
+            raise TunescopeError(f"a relation id must be a string like 'P36', got {shown(rid)}")
+        if rid in pat_files and rid not in tup_files:
+            raise DataError(f"relation {shown(rid)} has templates ({pat_files[rid].name}) but no "
+                            f"fact file in {tup_dir.name}/", path=display_path(root))
+        if rid in tup_files and rid not in pat_files:
+            raise DataError(f"relation {shown(rid)} has facts ({tup_files[rid].name}) but no "
+                            f"template file in {pat_dir.name}/", path=display_path(root))
+        if rid not in pat_files:
+            shown_ids = ", ".join(map(display_path, available[:12])) + (
+                ", ..." if len(available) > 12 else "")
+            raise DataError(f"unknown relation {shown(rid)}; available: {shown_ids} "
+                            f"({len(available)} in all)", path=display_path(root))
+    return wanted
 
 
 def _jsonl_files(directory: Path) -> dict[str, Path]:
@@ -101,15 +137,15 @@ def _rows(path: Path, fields: tuple[str, ...],
     for lineno, row in json_objects(path, text):
         for name in fields:
             if name not in row:
-                raise DataError("missing", path=str(path), line=lineno, field=name)
+                raise DataError("missing", path=display_path(path), line=lineno, field=name)
             value = row[name]
             if not isinstance(value, str) or not value.strip():
-                raise DataError(f"must be a non-empty string, got {value!r}", path=str(path),
-                                line=lineno, field=name)
+                raise DataError(f"must be a non-empty string, got {shown(value)}",
+                                path=display_path(path), line=lineno, field=name)
         for name in optional:
             if name in row and not isinstance(row[name], str):
-                raise DataError(f"must be a string, got {row[name]!r}", path=str(path),
-                                line=lineno, field=name)
+                raise DataError(f"must be a string, got {shown(row[name])}",
+                                path=display_path(path), line=lineno, field=name)
         yield lineno, row
 
 
@@ -120,7 +156,7 @@ def _templates(rid: str, path: Path) -> list[Template]:
         pattern = row["pattern"]
         problem = template_problem(pattern)
         if problem:
-            raise DataError(problem, path=str(path), line=lineno, field="pattern")
+            raise DataError(problem, path=display_path(path), line=lineno, field="pattern")
         seen.setdefault(pattern, Template(rid, pattern))
     return list(seen.values())
 
@@ -136,14 +172,12 @@ def _labels(root: Path) -> dict[str, str]:
     labels = dict(WIKIDATA_LABELS)
     for candidate in (root / "relations.json", root / "data" / "relations.json"):
         if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise DataError(f"cannot read relation labels: {e}", path=str(candidate)) from None
+            path, text = read_text(candidate)
+            data = json_value(text, path)
             if not isinstance(data, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
                 raise DataError("expected a JSON object mapping relation id to label",
-                                path=str(candidate))
+                                path=display_path(candidate))
             labels.update(data)
             break
     return labels
@@ -161,34 +195,26 @@ def load_pararel(path: str | os.PathLike, relations: Iterable[str] | str | None 
     """
     if max_facts is not None and (isinstance(max_facts, bool) or not isinstance(max_facts, int)
                                   or max_facts < 1):
-        raise TunescopeError(f"max_facts must be a positive integer, got {max_facts!r}")
+        raise TunescopeError(f"max_facts must be a positive integer, got {shown(max_facts)}")
     root = Path(path).expanduser()
     pat_dir, tup_dir = _layout(root)
     pat_files, tup_files = _jsonl_files(pat_dir), _jsonl_files(tup_dir)
     available = sorted(set(pat_files) & set(tup_files), key=_id_key)
     if not available:
         raise DataError(f"no relation has both a template file in {pat_dir.name}/ and a fact "
-                        f"file in {tup_dir.name}/", path=str(root))
-    if relations is None:
-        wanted = available
-    else:
-        wanted = list(dict.fromkeys([relations] if isinstance(relations, str) else relations))
-        for rid in wanted:
-            if rid not in pat_files or rid not in tup_files:
-                shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
-                raise DataError(f"unknown relation {rid!r}; available: {shown} "
-                                f"({len(available)} in all)", path=str(root))
-        if not wanted:
-            raise DataError("no relations requested (empty list)", path=str(root))
+                        f"file in {tup_dir.name}/", path=display_path(root))
+    wanted = _wanted(relations, pat_files, tup_files, available, root, pat_dir, tup_dir)
     labels = _labels(root)
     out = []
     for rid in wanted:
         templates = _templates(rid, pat_files[rid])
         if not templates:
-            raise DataError(f"relation {rid} has no templates", path=str(pat_files[rid]))
+            raise DataError(f"relation {display_path(rid)} has no templates",
+                            path=display_path(pat_files[rid]))
         facts = _facts(rid, tup_files[rid])
         if not facts:
-            raise DataError(f"relation {rid} has no facts", path=str(tup_files[rid]))
+            raise DataError(f"relation {display_path(rid)} has no facts",
+                            path=display_path(tup_files[rid]))
         if y_last_only:
             templates = [t for t in templates if t.y_last]
             if not templates:
@@ -199,7 +225,7 @@ def load_pararel(path: str | os.PathLike, relations: Iterable[str] | str | None 
             facts = facts[:max_facts]
         out.append(Relation(rid, tuple(templates), tuple(facts), labels.get(rid, "")))
     if not out:
-        raise DataError("no relation has a template that ends with [Y]", path=str(root))
+        raise DataError("no relation has a template that ends with [Y]", path=display_path(root))
     return out
 
 

@@ -22,7 +22,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from tunescope.data.files import json_objects, read_text
+from tunescope.data.files import display_path, json_objects, listed, read_text, shown
 from tunescope.data.pairs import hub_load
 from tunescope.data.perturb import recase, typo
 from tunescope.data.types import Task, TaskExample
@@ -47,63 +47,65 @@ _HEADER_KEYS = frozenset({"task", "labels", "label_words", "prompt_template"})
 def _header(path: Path, line: int, row: dict) -> dict:
     """Validated header fields (only those present)."""
     def bad(field, msg):
-        return DataError(msg, path=str(path), line=line, field=field)
+        return DataError(msg, path=display_path(path), line=line, field=field)
 
     out = {}
     if "task" in row:
         if not isinstance(row["task"], str) or not row["task"].strip():
-            raise bad("task", f"must be a non-empty string, got {row['task']!r}")
+            raise bad("task", f"must be a non-empty string, got {shown(row['task'])}")
         out["name"] = row["task"].strip()
     if "labels" in row:
         labels = row["labels"]
         if (not isinstance(labels, list) or len(labels) < 2
                 or not all(isinstance(x, str) and x for x in labels)):
-            raise bad("labels", f"must be a list of two or more label strings, got {labels!r}")
+            raise bad("labels", f"must be a list of two or more label strings, got {shown(labels)}")
         if len(set(labels)) != len(labels):
-            raise bad("labels", f"has duplicate labels: {labels!r}")
+            raise bad("labels", f"has duplicate labels: {shown(labels)}")
         out["labels"] = tuple(labels)
     if "label_words" in row:
         words = row["label_words"]
         if not isinstance(words, dict) or not all(isinstance(w, str) and w
                                                   for w in words.values()):
-            raise bad("label_words", f"must map each label to a non-empty string, got {words!r}")
+            raise bad("label_words",
+                      f"must map each label to a non-empty string, got {shown(words)}")
         missing = [x for x in out.get("labels", ()) if x not in words]
         if missing:
-            raise bad("label_words", f"no word for label(s) {', '.join(missing)}")
+            raise bad("label_words", f"no word for label(s) {listed(missing)}")
         out["label_words"] = dict(words)
     if "prompt_template" in row:
         template = row["prompt_template"]
         if not isinstance(template, str) or "{text}" not in template:
-            raise bad("prompt_template", f"must be a string containing {{text}}, got {template!r}")
+            raise bad("prompt_template",
+                      f"must be a string containing {{text}}, got {shown(template)}")
         out["prompt_template"] = template
     return out
 
 
 def _example(path: Path, line: int, row: dict, labels: tuple[str, ...] | None) -> TaskExample:
     def bad(field, msg):
-        return DataError(msg, path=str(path), line=line, field=field)
+        return DataError(msg, path=display_path(path), line=line, field=field)
 
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise bad("text", "missing" if text is None
-                  else f"must be a non-empty string, got {text!r}")
+                  else f"must be a non-empty string, got {shown(text)}")
     label = row.get("label")
     if isinstance(label, int) and not isinstance(label, bool):
         label = str(label)
     if not isinstance(label, str) or not label:
-        raise bad("label", "missing" if label is None else f"must be a string, got {label!r}")
+        raise bad("label", "missing" if label is None else f"must be a string, got {shown(label)}")
     if labels is not None and label not in labels:
-        raise bad("label", f"{label!r} is not one of the task's labels ({', '.join(labels)})")
+        raise bad("label", f"{shown(label)} is not one of the task's labels ({listed(labels)})")
     ex_id = row.get("id", f"line{line}")
     if isinstance(ex_id, int) and not isinstance(ex_id, bool):
         ex_id = str(ex_id)
     if not isinstance(ex_id, str) or not ex_id:
-        raise bad("id", f"must be a non-empty string, got {ex_id!r}")
+        raise bad("id", f"must be a non-empty string, got {shown(ex_id)}")
     perts = row.get("perturbations", {})
     if not isinstance(perts, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                               and v.strip() for k, v in perts.items()):
         raise bad("perturbations", f"must be an object mapping kinds to non-empty strings, "
-                                   f"got {perts!r}")
+                                   f"got {shown(perts)}")
     return TaskExample(ex_id, text, label, tuple(perts.items()))
 
 
@@ -129,18 +131,18 @@ def load_task(path: str | os.PathLike, name: str | None = None) -> Task:
     labels = header.get("labels")
     examples = [_example(p, lineno, row, labels) for lineno, row in rows]
     if not examples:
-        raise DataError("no examples in file", path=str(p))
+        raise DataError("no examples in file", path=display_path(p))
     seen: dict[str, int] = {}
     for (lineno, _), ex in zip(rows, examples):
         if ex.id in seen:
-            raise DataError(f"duplicate id {ex.id!r} (first on line {seen[ex.id]})", path=str(p),
-                            line=lineno, field="id")
+            raise DataError(f"duplicate id {shown(ex.id)} (first on line {seen[ex.id]})",
+                            path=display_path(p), line=lineno, field="id")
         seen[ex.id] = lineno
     if labels is None:
         labels = tuple(sorted({ex.label for ex in examples}))
         if len(labels) < 2:
-            raise DataError(f"a task needs two or more labels, found only {labels!r}",
-                            path=str(p), field="label")
+            raise DataError(f"a task needs two or more labels, found only {listed(labels)}",
+                            path=display_path(p), field="label")
     words = header.get("label_words", {})
     return Task(name=name or header.get("name") or p.stem, labels=labels,
                 label_words=tuple((x, words.get(x, " " + x)) for x in labels),
@@ -197,7 +199,7 @@ def hf_task(name: str, split: str = "validation", limit: int | None = None, *,
     elif key == "rte":
         config, labels, words, template = "rte", RTE_LABELS, RTE_WORDS, RTE_TEMPLATE
     else:
-        raise TunescopeError(f"unknown task {name!r}: expected 'sst2' or 'rte' "
+        raise TunescopeError(f"unknown task {shown(name)}: expected 'sst2' or 'rte' "
                              "(or load_task(path) for a local JSONL file)")
     rows = hub_load("nyu-mll/glue", config, split, "load_task(path)")
     kept = []  # (row number, idx, text, label)

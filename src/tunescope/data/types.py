@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tunescope.data.files import shown
+
 _ARTICLE_BEFORE_Y = re.compile(r"\b(a|an)\s+\[Y\]", re.IGNORECASE)
 _Y_LAST = re.compile(r"\[Y\]\s*\.?\s*$")
 
@@ -21,7 +23,8 @@ def template_problem(pattern: str) -> str | None:
     """
     nx, ny = pattern.count("[X]"), pattern.count("[Y]")
     if nx != 1 or ny != 1:
-        return f"template must contain exactly one [X] and one [Y] (found {nx} [X], {ny} [Y]): {pattern!r}"
+        return (f"template must contain exactly one [X] and one [Y] (found {nx} [X], {ny} [Y]): "
+                f"{shown(pattern)}")
     return None
 
 

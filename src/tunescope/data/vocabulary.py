@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunescope.data.files import display_path, read_text, shown, text_lines
 from tunescope.errors import DataError, TunescopeError
 
 HEADER_FREQUENCY_NAMES = frozenset({"frequency", "freq", "count", "counts", "probability", "prob",
@@ -103,53 +104,41 @@ def load_word_frequencies(path: str | Path) -> Vocabulary:
     :class:`DataError` naming file, line and field for a row without a tab, an empty word, a
     frequency that is not a finite number >= 0, a repeated word, and for a file with no rows.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("no such file", path=str(path)) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, not a word-frequency file", path=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                        path=str(path)) from None
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
-
+    path, text = read_text(path, "a word-frequency file")
+    where = display_path(path)
     rows: list[tuple[str, float]] = []
-    where: dict[str, int] = {}
+    first_line: dict[str, int] = {}
     first = True
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    for lineno, line in text_lines(text):
         if not line.strip():
             continue
         is_first, first = first, False
         if "\t" not in line:
-            raise DataError("expected 'word<TAB>frequency', found no tab", path=str(path),
+            raise DataError("expected 'word<TAB>frequency', found no tab", path=where,
                             line=lineno, field="frequency")
         word, _, freq_text = line.partition("\t")
         freq_text = freq_text.strip()
         if is_first and freq_text.lower() in HEADER_FREQUENCY_NAMES:
             continue
         if not word.strip():
-            raise DataError("empty word", path=str(path), line=lineno, field="word")
+            raise DataError("empty word", path=where, line=lineno, field="word")
         if "\t" in freq_text:
             raise DataError(f"expected two columns, found {line.count(chr(9)) + 1}",
-                            path=str(path), line=lineno, field="frequency")
+                            path=where, line=lineno, field="frequency")
         try:
             freq = float(freq_text)
         except ValueError:
-            raise DataError(f"not a number: {freq_text!r}", path=str(path), line=lineno,
+            raise DataError(f"not a number: {shown(freq_text)}", path=where, line=lineno,
                             field="frequency") from None
         if not math.isfinite(freq) or freq < 0:
-            raise DataError(f"must be a finite number >= 0, got {freq_text!r}", path=str(path),
+            raise DataError(f"must be a finite number >= 0, got {shown(freq_text)}", path=where,
                             line=lineno, field="frequency")
-        if word in where:
-            raise DataError(f"word {word!r} repeats line {where[word]}", path=str(path),
+        if word in first_line:
+            raise DataError(f"word {shown(word)} repeats line {first_line[word]}", path=where,
                             line=lineno, field="word")
-        where[word] = lineno
+        first_line[word] = lineno
         rows.append((word, freq))
     if not rows:
-        raise DataError("no word-frequency rows", path=str(path))
+        raise DataError("no word-frequency rows", path=where)
     rows.sort(key=lambda r: -r[1])  # stable: ties keep the file's order
     return Vocabulary(tuple(w for w, _ in rows), tuple(f for _, f in rows), str(path))

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import io
 import os
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tunescope.data.pairs import json_objects, read_text
+from tunescope.data.files import (display_path, json_objects, listed, one_line, read_bytes,
+                                  read_text, shown)
 from tunescope.data.types import InstructionPrompt
 from tunescope.errors import DataError
 
@@ -167,23 +170,49 @@ def piece_instruction_mask(pieces: Sequence[str], prompt: InstructionPrompt) -> 
 # --- loading ----------------------------------------------------------------------------------
 
 def _open_npz(path: Path):
-    if not path.exists():
-        raise DataError("no such file", path=str(path))
+    """The archive at ``path`` opened with ``allow_pickle=False``; DataError when it is not
+    an ``.npz`` (zip) archive of arrays."""
+    path, data = read_bytes(path, "an .npz archive")
+    where = display_path(path)
+    if data.startswith(b"\x93NUMPY"):
+        raise DataError("expected an .npz archive of named matrices, got a single array (.npy)",
+                        path=where)
+    if not data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise DataError("cannot read as an .npz archive: no zip signature at the start",
+                        path=where)
     try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"cannot read as a NumPy archive ({e})", path=str(path)) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise DataError("expected an .npz archive of named matrices, got a single array",
-                        path=str(path))
-    return z
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+        reason = one_line(e)[:120] or type(e).__name__
+        raise DataError(f"cannot read as a NumPy archive ({reason})", path=where) from None
+
+
+def _matrix(z, pid: str, path: Path) -> np.ndarray:
+    """Member ``pid`` of the archive as an array; DataError for a member that is damaged, not
+    an ``.npy`` array, or an array of Python objects (pickled, never loaded)."""
+    where = display_path(path)
+    try:
+        arr = z[pid]
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
+            raise DataError(f"cannot read matrix {shown(pid)}: it holds Python objects "
+                            "(pickled data), which tunescope never loads", path=where) from None
+        raise DataError(f"cannot read matrix {shown(pid)} ({one_line(e)[:120]})",
+                        path=where) from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        reason = one_line(e)[:120] or type(e).__name__
+        raise DataError(f"cannot read matrix {shown(pid)} ({reason})", path=where) from None
+    if not isinstance(arr, np.ndarray):  # a member that is not an .npy file comes back as bytes
+        raise DataError(f"cannot read matrix {shown(pid)}: the archive member is not a NumPy "
+                        "array", path=where)
+    return arr
 
 
 def _pieces(row: dict, name: str, path: Path, line: int) -> tuple[str, ...]:
     value = row.get(name)
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         what = "missing" if value is None else "must be a list of strings"
-        raise DataError(what, path=str(path), line=line, field=name)
+        raise DataError(what, path=display_path(path), line=line, field=name)
     return tuple(value)
 
 
@@ -200,6 +229,7 @@ def load_levels(npz_path: str | os.PathLike, tokens_jsonl_path: str | os.PathLik
     with one warning.
     """
     jpath, text = read_text(tokens_jsonl_path)
+    where = display_path(jpath)
     npath = Path(npz_path)
     z = _open_npz(npath)
     out: dict[str, StoredAttribution] = {}
@@ -210,10 +240,10 @@ def load_levels(npz_path: str | os.PathLike, tokens_jsonl_path: str | os.PathLik
             pid = row.get("id")
             if not isinstance(pid, str) or not pid:
                 raise DataError("missing" if pid is None else f"must be a non-empty string, "
-                                f"got {pid!r}", path=str(jpath), line=line, field="id")
+                                f"got {shown(pid)}", path=where, line=line, field="id")
             if pid in seen:
-                raise DataError(f"duplicate id {pid!r} (first on line {seen[pid]})",
-                                path=str(jpath), line=line, field="id")
+                raise DataError(f"duplicate id {shown(pid)} (first on line {seen[pid]})",
+                                path=where, line=line, field="id")
             seen[pid] = line
             prompt_pieces = _pieces(row, "input_tokens", jpath, line)
             response_pieces = _pieces(row, "output_tokens", jpath, line)
@@ -222,47 +252,44 @@ def load_levels(npz_path: str | os.PathLike, tokens_jsonl_path: str | os.PathLik
                     and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
                             for x in shape)):
                 raise DataError("missing" if shape is None else f"must be a list of "
-                                f"non-negative integers, got {shape!r}", path=str(jpath),
+                                f"non-negative integers, got {shown(shape)}", path=where,
                                 line=line, field="shape")
             if pid not in keys:
-                raise DataError(f"no matrix for id {pid!r} in {npath}", path=str(jpath),
-                                line=line, field="id")
-            try:
-                arr = z[pid]
-            except (ValueError, OSError, zipfile.BadZipFile) as e:
-                raise DataError(f"cannot read matrix {pid!r} ({e})", path=str(npath)) from None
+                raise DataError(f"no matrix for id {shown(pid)} in {display_path(npath)}",
+                                path=where, line=line, field="id")
+            arr = _matrix(z, pid, npath)
             if list(arr.shape) != shape:
-                raise DataError(f"matrix {pid!r} in {npath.name} has shape {list(arr.shape)}",
-                                path=str(jpath), line=line, field="shape")
+                raise DataError(f"matrix {shown(pid)} in {display_path(npath.name)} has shape "
+                                f"{list(arr.shape)}", path=where, line=line, field="shape")
             P, R = len(prompt_pieces), len(response_pieces)
             if arr.ndim != 2:
                 if arr.size == 0 and R == 0:
                     arr = np.zeros((P, 0), dtype=arr.dtype if arr.dtype.kind in "iu"
                                    else np.uint8)
                 else:
-                    raise DataError(f"matrix {pid!r} must be 2-D (prompt x response tokens), "
-                                    f"got shape {list(arr.shape)}", path=str(jpath), line=line,
-                                    field="shape")
+                    raise DataError(f"matrix {shown(pid)} must be 2-D (prompt x response "
+                                    f"tokens), got shape {list(arr.shape)}", path=where,
+                                    line=line, field="shape")
             if arr.shape[0] != P:
                 raise DataError(f"{P} prompt pieces but the matrix has {arr.shape[0]} rows",
-                                path=str(jpath), line=line, field="input_tokens")
+                                path=where, line=line, field="input_tokens")
             if arr.shape[1] != R:
                 raise DataError(f"{R} response pieces but the matrix has {arr.shape[1]} "
-                                f"columns", path=str(jpath), line=line, field="output_tokens")
+                                f"columns", path=where, line=line, field="output_tokens")
             if arr.dtype.kind not in "iub":
-                raise DataError(f"matrix {pid!r} must hold integer levels, got {arr.dtype}",
-                                path=str(npath))
+                raise DataError(f"matrix {shown(pid)} must hold integer levels, got {arr.dtype}",
+                                path=display_path(npath))
             if arr.size and (arr.min() < 0 or arr.max() > max_level):
-                raise DataError(f"matrix {pid!r} holds levels outside 0..{max_level} "
-                                f"({arr.min()}..{arr.max()})", path=str(npath))
+                raise DataError(f"matrix {shown(pid)} holds levels outside 0..{max_level} "
+                                f"({arr.min()}..{arr.max()})", path=display_path(npath))
             out[pid] = StoredAttribution(pid, arr, prompt_pieces, response_pieces)
         extra = keys - set(seen)
     finally:
         z.close()
     if not out:
-        raise DataError("no rows in file (empty)", path=str(jpath))
+        raise DataError("no rows in file (empty)", path=where)
     if extra:
-        shown = ", ".join(sorted(extra)[:5])
-        warnings.warn(f"{npath}: {len(extra)} matrices have no row in {jpath.name} "
-                      f"(first: {shown}); they are ignored", stacklevel=2)
+        warnings.warn(f"{display_path(npath)}: {len(extra)} matrices have no row in "
+                      f"{display_path(jpath.name)} (first: {listed(sorted(extra))}); they are "
+                      "ignored", stacklevel=2)
     return out
