@@ -127,22 +127,80 @@ def predict(model: str = typer.Argument(..., help="bundled name, hub id, directo
 
 
 @app.command()
-def run(out_dir: Path = typer.Option(Path("runs/default"), "--out", help="output directory")):
-    """Run the default job on the bundled models and save its results."""
-    import tunescope as ts
-    from tunescope.models import bundled
-    from tunescope.result import check_writable
+def run(study_file: Path = typer.Argument(None, help="study YAML file (default: the default "
+                                                       "study on the two bundled models)"),
+        base: str = typer.Option(None, "--base", help="base model: bundled name, hub id or path"),
+        tuned: list[str] = typer.Option(None, "--tuned", help="a tuned model (repeatable)"),
+        analyses: str = typer.Option(None, "--analyses",
+                                     help="comma-separated analyses or groups (consistency, "
+                                          "recall, attribution, heads, concepts)"),
+        out_dir: Path = typer.Option(None, "--out", help="run directory (default runs/default)"),
+        seed: int = typer.Option(None, "--seed", help="study seed (default 0)"),
+        executor: str = typer.Option(None, "--executor", help="local (default) or ray"),
+        address: str = typer.Option(None, "--address", help="Ray cluster to join"),
+        device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto"),
+        dtype: str = typer.Option(None, "--dtype", help="float32, float16 or bfloat16"),
+        assignments: list[str] = typer.Option(None, "--set", help="PATH=VALUE, e.g. "
+                                              "analyses.attribution.max_new_tokens=32"),
+        force: bool = typer.Option(False, "--force", help="start the run directory over"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved study and "
+                                     "its jobs; run nothing"),
+        no_report: bool = typer.Option(False, "--no-report", help="skip compare and report")):
+    """Run a study (resumable): every analysis on every model, then compare and report."""
+    import time
 
-    check_writable(out_dir)
-    results = {}
-    for name in bundled.BUNDLED:
-        lm = ts.load(name)
-        results[name] = ts.analyses.next_token_predictions(lm)
-        del lm
-    _print_predictions(results)
-    for name, result in results.items():
-        result.save(out_dir / name / "next_token_predictions")
-    out.print(f"results written to {out_dir.resolve()}")
+    import yaml
+
+    from tunescope.study import Study
+    from tunescope.study.default import default_raw
+    from tunescope.study.source import Source
+    from tunescope.study.spec import read_yaml, resolve, set_value
+    from tunescope.study.store import RunStore
+
+    if study_file is not None:
+        raw, source = read_yaml(study_file)
+    elif base is not None:
+        raw, source = {}, Source()
+    else:
+        raw, source = default_raw()
+    if not isinstance(raw, dict):
+        raise source.error((), f"a study must be a mapping, got {type(raw).__name__}")
+    flags = {"base": base, "tuned": list(tuned) if tuned else None, "analyses": analyses,
+             "out": str(out_dir) if out_dir is not None else None, "seed": seed,
+             "executor": executor, "address": address, "device": device, "dtype": dtype}
+    raw = {**raw, **{k: v for k, v in flags.items() if v is not None}}
+    for assignment in assignments or []:
+        raw = set_value(raw, assignment)
+    study = Study(spec=resolve(raw, source))
+    store = RunStore(study.spec.out)
+    if dry_run:
+        out.print(yaml.safe_dump(study.spec.to_dict(), sort_keys=False), end="", markup=False)
+        jobs = study.jobs()
+        done = [j for j in jobs if store.is_done(j.model, j.analysis)]
+        out.print(f"{len(jobs)} jobs ({len(done)} finished in {store.root}, "
+                  f"{len(jobs) - len(done)} to run)", soft_wrap=True)
+        return
+    start = time.perf_counter()
+    result = study.run(force=force, compare=not no_report, report=not no_report, console=out)
+    wall = time.perf_counter() - start
+    out.print(f"study finished in {wall:.1f} s ({wall / 60:.1f} min): {result.ran} jobs run, "
+              f"{result.skipped} already finished, {len(result.failed)} failed", soft_wrap=True)
+    out.print(f"run directory: {result.run_dir.resolve()}", soft_wrap=True)
+    if result.report is not None:
+        out.print(f"report: {Path(result.report).resolve()}", soft_wrap=True)
+    if result.failed:
+        print(f"tunescope: {len(result.failed)} job(s) failed (see the summary); run the same "
+              "command again to retry them", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a study's run directory")):
+    """Rebuild a study's comparison tables and report.html from its shards."""
+    from tunescope.study import rebuild_report
+
+    path = rebuild_report(run_dir)
+    out.print(f"report: {Path(path).resolve()}", soft_wrap=True)
 
 
 @app.command("analyses")

@@ -177,8 +177,10 @@ def _hub_error(hub_id: str, error: Exception) -> TunescopeError:
                                   "404", "does not appear to have")):
         return HubUnavailableError(f"hub id '{hub_id}' was not found on the model hub (or is "
                                    f"private); check the id, or {hint}")
+    if len(message) > 200:
+        message = message[:199].rstrip() + "…"
     return HubUnavailableError(f"cannot reach the model hub for '{hub_id}' (offline?): "
-                               f"{message[:200]}; {hint}")
+                               f"{message}; {hint}")
 
 
 def _one_line(error: Exception) -> str:
