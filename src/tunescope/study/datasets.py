@@ -1,0 +1,181 @@
+"""The datasets of a study: one per kind of input an analysis takes (``Analysis.dataset``).
+
+Each kind has a ``source`` (``"builtin"``, or a path to the user's file or directory; the
+vocabulary's built-in source is ``"wordfreq"``) and size limits:
+
+===============  ===========================================  ================================
+kind             source                                       limits
+===============  ===========================================  ================================
+pararel          ParaRel directory (either layout)             relations (ids), max_facts
+pairs            pairs ``.csv`` / ``.tsv`` / ``.jsonl``        max_pairs
+task             task ``.jsonl``                               max_examples
+instructions     instruction ``.jsonl`` or Wu et al. ``.tsv``  max_prompts
+vocabulary       ``word<TAB>frequency`` file                   size (most frequent words)
+prompts          text file, one prompt per line                max_prompts
+===============  ===========================================  ================================
+
+A limit keeps items in file order, taking the groups in turn (pairs by label, task examples by
+label, instruction prompts by category, else source), so a small sample covers every group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tunescope.errors import DataError
+
+BUILTIN = "builtin"
+WORDFREQ = "wordfreq"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A dataset kind: its limit fields (name -> default), the built-in source's name and the
+    file suffixes a user's source may have (``()``: a directory)."""
+
+    limits: dict
+    builtin: str
+    suffixes: tuple[str, ...]
+
+
+KINDS: dict[str, Kind] = {
+    "pararel": Kind({"relations": None, "max_facts": None}, BUILTIN, ()),
+    "pairs": Kind({"max_pairs": None}, BUILTIN, (".csv", ".tsv", ".jsonl")),
+    "task": Kind({"max_examples": None}, BUILTIN, (".jsonl",)),
+    "instructions": Kind({"max_prompts": None}, BUILTIN, (".jsonl", ".tsv")),
+    "vocabulary": Kind({"size": 26000}, WORDFREQ, ()),
+    "prompts": Kind({"max_prompts": None}, BUILTIN, ()),
+}
+
+
+def fields(kind: str) -> dict:
+    """All fields of a dataset entry of ``kind`` with their defaults."""
+    return {"source": KINDS[kind].builtin, **KINDS[kind].limits}
+
+
+def check_entry(kind: str, entry: dict) -> list[tuple[str, str]]:
+    """Problems ``(field, message)`` of a complete dataset entry (types, existing paths)."""
+    problems = []
+    source = entry["source"]
+    spec = KINDS[kind]
+    if not isinstance(source, str) or not source:
+        return [("source", f"must be '{spec.builtin}' or a path, got {source!r}")]
+    if source != spec.builtin:
+        path = Path(source).expanduser()
+        if not path.exists():
+            problems.append(("source", f"no such file or directory: {source}"))
+        elif kind == "pararel" and not path.is_dir():
+            problems.append(("source", f"a ParaRel source must be a directory: {source}"))
+        elif kind != "pararel" and not path.is_file():
+            problems.append(("source", f"must be a file: {source}"))
+        elif spec.suffixes and path.suffix.lower() not in spec.suffixes:
+            problems.append(("source", f"expected a {' or '.join(spec.suffixes)} file, got "
+                                       f"{path.name}"))
+    for name, value in entry.items():
+        if name == "source" or (value is None and name != "size"):
+            continue
+        if name == "relations":
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(r, str) and r for r in value)):
+                problems.append((name, f"must be a non-empty list of relation ids, got {value!r}"))
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            what = "a positive integer" + (" or null" if name != "size" else "")
+            problems.append((name, f"must be {what}, got {value!r}"))
+    return problems
+
+
+def in_turn(items: Sequence, group: Callable, n: int | None) -> list:
+    """The first ``n`` items taking the groups in turn (the first item of each group in order of
+    first appearance, then the second, ...), returned in their original order."""
+    if n is None or n >= len(items):
+        return list(items)
+    groups: dict = {}
+    for i, item in enumerate(items):
+        groups.setdefault(group(item), []).append(i)
+    order = [i for rank in itertools.zip_longest(*groups.values()) for i in rank if i is not None]
+    return [items[i] for i in sorted(order[:n])]
+
+
+def _prompt_lines(path: Path) -> list[str]:
+    from tunescope.data.files import read_text
+    p, text = read_text(path)
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise DataError("no prompts in file (one per line)", path=str(p))
+    return prompts
+
+
+def build(kind: str, entry: dict):
+    """The dataset an analysis of ``kind`` takes, loaded from ``entry`` with its limits applied:
+    list[Relation], list[ParaphrasePair], Task, list[InstructionPrompt], list[str] (words,
+    most frequent first) or list[str] (prompts)."""
+    from tunescope import data
+
+    source = entry["source"]
+    own = source != KINDS[kind].builtin
+    if kind == "pararel":
+        return data.pararel(relations=entry["relations"], path=source if own else None,
+                            max_facts=entry["max_facts"])
+    if kind == "pairs":
+        pairs = data.load_pairs(source) if own else data.builtin_pairs()
+        return in_turn(pairs, lambda p: p.label, entry["max_pairs"])
+    if kind == "task":
+        task = data.load_task(source) if own else data.builtin_task()
+        examples = in_turn(task.examples, lambda e: e.label, entry["max_examples"])
+        return dataclasses.replace(task, examples=tuple(examples))
+    if kind == "instructions":
+        if not own:
+            prompts = data.builtin_instructions()
+        elif Path(source).suffix.lower() == ".tsv":
+            prompts = data.load_wu2024(source)
+        else:
+            prompts = data.load_instruction_jsonl(source)
+        return in_turn(prompts, lambda p: p.category or p.source, entry["max_prompts"])
+    if kind == "vocabulary":
+        if own:
+            return list(data.load_word_frequencies(source).top(entry["size"]).words)
+        return list(data.frequent_words(entry["size"]).words)
+    if kind == "prompts":
+        from tunescope.analyses.predictions import FACTUAL_PROMPTS
+        prompts = _prompt_lines(Path(source)) if own else list(FACTUAL_PROMPTS)
+        return prompts[:entry["max_prompts"]]
+    raise KeyError(kind)
+
+
+def content_hash(kind: str, entry: dict) -> str:
+    """A hash of what the source holds (file bytes; a directory's data files; the wordfreq
+    version), so that an edited input file counts as a changed study."""
+    source = entry["source"]
+    digest = hashlib.sha256()
+    if source == WORDFREQ:
+        from importlib.metadata import version
+        digest.update(f"wordfreq {version('wordfreq')}".encode())
+        return digest.hexdigest()[:16]
+    if source == BUILTIN and kind == "prompts":
+        from tunescope.analyses.predictions import FACTUAL_PROMPTS
+        digest.update("\n".join(FACTUAL_PROMPTS).encode())
+        return digest.hexdigest()[:16]
+    if source == BUILTIN:
+        path = _builtin_path(kind)
+    else:
+        path = Path(source).expanduser()
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
+        and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    for f in files:
+        digest.update(str(f.relative_to(path) if f != path else f.name).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _builtin_path(kind: str) -> Path:
+    from tunescope.data.instructions import builtin_instructions_path
+    from tunescope.data.pairs import builtin_pairs_path
+    from tunescope.data.pararel import builtin_pararel_path
+    from tunescope.data.tasks import builtin_task_path
+    return {"pararel": builtin_pararel_path, "pairs": builtin_pairs_path,
+            "task": builtin_task_path, "instructions": builtin_instructions_path}[kind]()

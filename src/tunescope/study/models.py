@@ -1,0 +1,110 @@
+"""The models of a study: one base and any number of tuned variants, each with a ``key``.
+
+A model's key names its shards and its rows in combined tables: a filesystem-safe slug of its
+spec, unique within the study (bundled name as is; hub id ``org/name`` -> ``org--name``; a
+path -> its directory name or file stem), always matching ``[A-Za-z0-9._-]+`` and never
+``.`` or ``..``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tunescope.errors import ModelNotFoundError
+from tunescope.models import bundled
+
+KEY = re.compile(r"^[A-Za-z0-9._-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DTYPES = ("float32", "float16", "bfloat16")
+_DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a study.
+
+    spec: what :func:`tunescope.load` receives (bundled name, hub id, directory, ``.gguf`` file).
+    key: the slug naming its shards. role: ``"base"`` or ``"tuned"``.
+    device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (spread over GPUs with
+        ``device_map``); dtype: ``"float32"``, ``"float16"`` or ``"bfloat16"`` (resolved: never
+        None once the study is resolved); revision: hub revision.
+    num_gpus: GPUs a Ray actor requests for this model (the ``ray`` executor only).
+    """
+
+    spec: str
+    key: str
+    role: str
+    device: str | None = None
+    dtype: str | None = None
+    revision: str | None = None
+    num_gpus: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def numbers_dict(self) -> dict:
+        """The fields that change a model's numbers (for the study fingerprint)."""
+        return {"spec": self.spec, "key": self.key, "role": self.role, "dtype": self.dtype,
+                "revision": self.revision}
+
+
+def kind(spec: str) -> str:
+    """How :func:`tunescope.load` reads ``spec``: ``"bundled"``, ``"path"``, ``"hub"`` or
+    ``"unknown"`` (the same order of rules)."""
+    if spec in bundled.BUNDLED:
+        return "bundled"
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf") or path.exists():
+        return "path"
+    if HUB_ID.match(spec) and not spec.startswith((".", "~", "/")):
+        return "hub"
+    if os.sep in spec or spec.startswith((".", "~")):
+        return "path"
+    return "unknown"
+
+
+def check_spec(spec: str) -> None:
+    """Raise ModelNotFoundError for a spec :func:`tunescope.load` can never resolve (a missing
+    path, or a name that is neither bundled nor a hub id); hub ids are not checked (offline)."""
+    how = kind(spec)
+    if how == "unknown":
+        raise ModelNotFoundError(
+            f"unknown model '{spec}': not a bundled model ({', '.join(bundled.BUNDLED)}), not "
+            "an existing path, and not a hub id of the form org/name")
+    if how == "path" and not Path(spec).expanduser().exists():
+        raise ModelNotFoundError(f"no such file or directory: {spec}")
+
+
+def default_key(spec: str) -> str:
+    """The slug of a model spec (see the module docstring)."""
+    how = kind(spec)
+    if how == "bundled":
+        raw = spec
+    elif how == "hub":
+        raw = spec.replace("/", "--")
+    else:
+        path = Path(spec).expanduser()
+        raw = path.stem if path.suffix == ".gguf" else (path.name or path.resolve().name)
+    key = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-") or "model"
+    return "model" if key in (".", "..") else key
+
+
+def check_key(key: str) -> str | None:
+    """The problem with a user-given key, or None when it is valid."""
+    if not KEY.match(key) or key in (".", ".."):
+        return f"key {key!r} must match [A-Za-z0-9._-]+ and not be '.' or '..'"
+    return None
+
+
+def dtype_name(value: str) -> str | None:
+    """The canonical dtype name of ``value`` (aliases fp32/fp16/bf16 accepted), None if unknown."""
+    value = _DTYPE_ALIASES.get(value, value)
+    return value if value in DTYPES else None
+
+
+def default_dtype(device: str) -> str:
+    """float32 on the CPU, bfloat16 on accelerators (``tunescope.load``'s own default)."""
+    return "float32" if device.startswith("cpu") else "bfloat16"

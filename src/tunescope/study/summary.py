@@ -1,0 +1,65 @@
+"""The terminal summary of a study: analyses x models, each cell the analysis' headline
+numbers (from its Result's summary), failed jobs with their reason."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from tunescope.result import Result
+
+HEADLINES: dict[str, tuple[str, ...]] = {
+    "next_token_predictions": ("mean_top1_probability",),
+    "prediction_consistency": ("macro_consistency", "macro_accuracy"),
+    "representation_consistency": ("mean_best_auc", "mean_best_layer"),
+    "downstream_consistency": ("probe_consistency", "zero_shot_consistency"),
+    "attention_knockout": ("subject_strongest_change", "last_strongest_change"),
+    "extraction_rate": ("attn_out_max_rate", "mlp_out_max_rate"),
+    "subject_enrichment": ("last_subject_token_best_median_rank", "last_token_best_median_rank"),
+    "attribution": ("mean_instruction_score",),
+    "attention_heads": ("n_knowledge_pairs", "heads_with_knowledge"),
+    "ffn_concepts": ("mean_top10_variance",),
+}
+"""Summary entries shown per analysis; other analyses show their first two numbers."""
+
+
+def headline(analysis: str, summary: dict) -> list[tuple[str, object]]:
+    """The (name, value) pairs shown for one Result's summary."""
+    names = HEADLINES.get(analysis)
+    if names is None:
+        names = [k for k, v in summary.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)][:2]
+    return [(n, summary[n]) for n in names if n in summary]
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def summary_table(models: list[str], analyses: list[str], results: dict[str, dict[str, Result]],
+                  records: list[dict]) -> Table:
+    """A rich table: one row per analysis, one column per model (study order)."""
+    failed = {(r["model"], r["analysis"]): r.get("error") or "failed"
+              for r in records if r["status"] == "failed"}
+    table = Table(title="study summary (headline numbers)")
+    table.add_column("analysis")
+    for key in models:
+        table.add_column(key)
+    for analysis in analyses:
+        cells = []
+        for key in models:
+            result = results.get(analysis, {}).get(key)
+            if result is not None:
+                cells.append("\n".join(f"{n} {_number(v)}"
+                                       for n, v in headline(analysis, result.summary)) or "done")
+            elif (key, analysis) in failed:
+                message = failed[(key, analysis)]
+                cells.append(f"[red]failed[/red]: {escape(message[:80])}")
+            else:
+                cells.append("-")
+        table.add_row(analysis, *cells)
+    return table
