@@ -46,7 +46,7 @@ def test_run_resume_and_changed_spec_from_the_cli(tiny_study_files, tmp_path):  
             "--set", "datasets.vocabulary.size=60", "--out", tmp_path / "run", "--no-report"]
     done = tunescope(*args)
     assert done.returncode == 0, done.stderr
-    assert "study summary" in done.stdout and "mean_top10_variance" in done.stdout
+    assert "study summary" in done.stdout and "top-10 var." in done.stdout
     assert "2 jobs run, 0 already finished, 0 failed" in done.stdout
     again = tunescope(*args)
     assert again.returncode == 0 and "0 jobs run, 2 already finished" in again.stdout

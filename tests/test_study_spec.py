@@ -130,7 +130,7 @@ def test_model_keys(tmp_path):
      "study.yaml:3: field 'analyses.recall.windw': analysis 'attention_knockout' has no "
      "parameter 'windw'; parameters: max_examples, per_relation, window"),
     (f"base: {BASE}\nanalyses: [ffn_concepts]\ndatasets:\n  vocabulary: {{size: 0}}\n",
-     "study.yaml:4: field 'datasets.vocabulary.size': must be a positive integer or null"),
+     "study.yaml:4: field 'datasets.vocabulary.size': must be a positive integer, got 0"),
     (f"base: {BASE}\ndatasets:\n  pararel: {{source: /no/dir}}\n",
      "study.yaml:3: field 'datasets.pararel.source': no such file or directory: /no/dir"),
     (f"base: {BASE}\ndatasets: {{paraphrases: x.csv}}\n", "field 'datasets.paraphrases': "
@@ -258,3 +258,32 @@ def test_python_tags_are_refused():
         "study.yaml:1: malformed YAML: tag 'tag:yaml.org,2002:python/object/apply:os.system' "
         "is not allowed in a study")
     assert "could not determine a constructor" in error_of("base: !!python/name:os.system\n")
+
+
+def test_summary_headlines():
+    from tunescope.study.summary import headline
+    assert headline("prediction_consistency", {"mode": "candidates", "macro_accuracy": 0.25,
+                                               "macro_consistency": 0.5}) == [
+        ("consistency", 0.5), ("accuracy", 0.25)]
+    assert headline("someone_elses", {"name": "x", "ok": True, "n": 3, "mean": 0.5, "z": 1}) \
+        == [("n", 3), ("mean", 0.5)]
+
+
+def test_trust_remote_code_is_off_unless_the_study_asks(monkeypatch):
+    import tunescope
+    from tunescope.study import jobs
+
+    raw = {"base": "gemma-3-270m", "tuned": ["smollm2-135m-instruct"],
+           "analyses": ["next_token_predictions"]}
+    assert [m.trust_remote_code for m in resolve(raw).models] == [False, False]
+    assert [m.trust_remote_code for m in resolve({**raw, "trust_remote_code": True}).models] == [
+        True, True]
+    one = resolve({**raw, "base": {"spec": "gemma-3-270m", "trust_remote_code": True}})
+    assert [m.trust_remote_code for m in one.models] == [True, False]
+    with pytest.raises(TunescopeError, match=r"trust_remote_code: must be true or false, got 'yes'"):
+        resolve({**raw, "trust_remote_code": "yes"})
+    seen = []
+    monkeypatch.setattr(tunescope, "load", lambda spec, **kw: seen.append(kw["trust_remote_code"]))
+    jobs.load_model(one, "gemma-3-270m")
+    jobs.load_model(one, "smollm2-135m-instruct")
+    assert seen == [True, False]

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tunescope.errors import EXIT_USAGE, TunescopeError
 
@@ -112,15 +113,38 @@ def datasets_pull(name: str = typer.Argument(..., help="dataset to download: par
     out.print(f"ParaRel ready at {path}; use it with tunescope.data.pararel(path='{path}')")
 
 
+@datasets_app.command("check")
+def datasets_check(kind: str = typer.Argument(..., help="pararel, pairs, task, instructions, "
+                                                       "wu2024 or vocabulary"),
+                   path: Path = typer.Argument(..., help="the file or directory to check")):
+    """Load a dataset file or directory as a run would and print what it holds."""
+    from tunescope.data.check import check_dataset
+
+    summary = check_dataset(kind, path)
+    table = Table(title=Text(f"{summary['kind']}: {summary['path']}"))
+    table.add_column("field")
+    table.add_column("value")
+    for field, value in summary.items():
+        if field not in ("kind", "path", "warnings"):
+            table.add_row(Text(field), Text(str(value)))
+    out.print(table)
+    for warning in summary["warnings"]:
+        out.print(f"warning: {warning}", markup=False)
+
+
 @app.command()
 def predict(model: str = typer.Argument(..., help="bundled name, hub id, directory or .gguf"),
             prompts: list[str] = typer.Argument(..., help="one or more prompts"),
             k: int = typer.Option(5, "-k", help="top tokens per prompt"),
-            chat: bool = typer.Option(False, help="wrap prompts in the model's chat template")):
+            chat: bool = typer.Option(False, help="wrap prompts in the model's chat template"),
+            trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                                   help="let a hub model run its repository's "
+                                                        "own code (off by default)")):
     """Print the most probable next tokens after each prompt."""
     import tunescope as ts
 
-    result = ts.analyses.next_token_predictions(ts.load(model), prompts,
+    lm = ts.load(model, trust_remote_code=trust_remote_code)
+    result = ts.analyses.next_token_predictions(lm, prompts,
                                                 ts.analyses.get("next_token_predictions")
                                                 .make_config(k=k, chat=chat))
     _print_predictions({model: result})
@@ -145,7 +169,10 @@ def run(study_file: Path = typer.Argument(None, help="study YAML file (default: 
         force: bool = typer.Option(False, "--force", help="start the run directory over"),
         dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved study and "
                                      "its jobs; run nothing"),
-        no_report: bool = typer.Option(False, "--no-report", help="skip compare and report")):
+        no_report: bool = typer.Option(False, "--no-report", help="skip compare and report"),
+        trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                               help="let hub models run their repository's "
+                                                    "own code (off by default)")):
     """Run a study (resumable): every analysis on every model, then compare and report."""
     import time
 
@@ -167,7 +194,8 @@ def run(study_file: Path = typer.Argument(None, help="study YAML file (default: 
         raise source.error((), f"a study must be a mapping, got {type(raw).__name__}")
     flags = {"base": base, "tuned": list(tuned) if tuned else None, "analyses": analyses,
              "out": str(out_dir) if out_dir is not None else None, "seed": seed,
-             "executor": executor, "address": address, "device": device, "dtype": dtype}
+             "executor": executor, "address": address, "device": device, "dtype": dtype,
+             "trust_remote_code": True if trust_remote_code else None}
     raw = {**raw, **{k: v for k, v in flags.items() if v is not None}}
     for assignment in assignments or []:
         raw = set_value(raw, assignment)

@@ -78,6 +78,10 @@ def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shap
             rows.append({"word": word, "group": int(group), "n_changed": len(sub),
                          "share_more_after_tuning": float((sub["count_tuned"] > sub["count_base"]).mean())})
     else:
+        # each model's counts of one (word, group), read from one groupby per model
+        found = {name: {k: g.to_numpy() for k, g in c.groupby(["word", "group"])["count"]}
+                 for name, c in counts.items()}
+        empty = np.zeros(0, dtype=np.int64)
         for group in range(n_groups):
             units = {}
             for name, shape in (("base", base_shape), ("tuned", tuned_shape)):
@@ -87,9 +91,8 @@ def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shap
             for word in verbs:
                 vectors = {}
                 for name in ("base", "tuned"):
-                    c = counts[name]
-                    found = c[(c["word"] == word) & (c["group"] == group)]["count"].to_numpy()
-                    vectors[name] = np.concatenate([found, np.zeros(units[name] - len(found))])
+                    hits = found[name].get((word, group), empty)
+                    vectors[name] = np.concatenate([hits, np.zeros(units[name] - len(hits))])
                 share, n = _unpaired_share(vectors["base"], vectors["tuned"])
                 if n:
                     rows.append({"word": word, "group": group, "n_changed": n,

@@ -13,8 +13,8 @@ DEFAULT_STUDY_YAML = """\
 # tunescope's default study: Gemma 3 270M (base) against SmolLM2-135M-Instruct (tuned).
 # They are of different families, so they are compared metric by metric (and by relative
 # depth), never weight to weight. Every analysis runs, at sizes chosen so that the whole
-# study takes a few minutes on 2 CPU cores (measured wall time: see the README); raise them
-# for real conclusions (`--set datasets.pararel.max_facts=40`, ...).
+# study takes about 4 minutes on 2 free CPU cores (benchmarks/study_overhead.py prints it);
+# raise them for real conclusions (`--set datasets.pararel.max_facts=40`, ...).
 base: gemma-3-270m
 tuned: [smollm2-135m-instruct]
 analyses:
@@ -23,22 +23,22 @@ analyses:
   representation_consistency: {}      # C2, every layer, mean and last-token pooling
   downstream_consistency: {}          # C3, probe and zero-shot, 3 perturbations per example
   attention_knockout:                 # C4; each example costs 3 blocked sets x n_layers
-    max_examples: 8                   #   counterfactual rows (Gemma 18 layers, SmolLM2 30)
-  extraction_rate: {max_examples: 8}
-  subject_enrichment: {max_examples: 8}
+    max_examples: 10                  #   counterfactual rows (Gemma 18 layers, SmolLM2 30)
+  extraction_rate: {max_examples: 10}
+  subject_enrichment: {max_examples: 10}
   attribution:                        # W1; the response budget (study: 300 tokens) sets the
-    max_new_tokens: 16                #   cost: one batched backward pass per 16 tokens
+    max_new_tokens: 24                #   cost: one batched backward pass per 16 tokens
   attention_heads:                    # W2; top 100 words per dimension (the study's K)
     similarity: model                 #   the model's own embeddings: no extra model to load
   ffn_concepts:                       # W3; 50 components per layer described by 50 words;
     rank: 50                          #   the offline labeller gives the same label in every
     runs: 1                           #   run, so one run (the study: 5 LLM runs)
 datasets:
-  pararel:                            # 3 relations x 8 facts x their [Y]-last templates:
-    relations: [P17, P36, P37]        #   about 110 queries scored against each relation's
+  pararel:                            # 4 relations x 8 facts x their [Y]-last templates:
+    relations: [P17, P36, P37, P38]   #   about 145 queries scored against each relation's
     max_facts: 8                      #   gold objects; recall uses the ones answered right
-  pairs: {max_pairs: 60}              # 30 paraphrases + 30 hard non-paraphrases
-  task: {max_examples: 24}            # 12 per label; the probe trains on half; each example
+  pairs: {max_pairs: 80}              # 40 paraphrases + 40 hard non-paraphrases
+  task: {max_examples: 40}            # 20 per label; the probe trains on half; each example
                                       #   is scored 4 times (original + 3 perturbations)
   instructions: {max_prompts: 6}      # one prompt per category (writing, math, coding, ...)
   vocabulary: {size: 4000}            # the 4,000 most frequent English words (baseline: 3,000)

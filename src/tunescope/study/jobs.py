@@ -64,7 +64,8 @@ def load_model(spec: StudySpec, key: str):
     import tunescope
 
     m = spec.model(key)
-    return tunescope.load(m.spec, dtype=m.dtype, device=m.device, revision=m.revision)
+    return tunescope.load(m.spec, dtype=m.dtype, device=m.device, revision=m.revision,
+                          trust_remote_code=m.trust_remote_code)
 
 
 def free_memory() -> None:

@@ -32,6 +32,7 @@ class ModelEntry:
         ``device_map``); dtype: ``"float32"``, ``"float16"`` or ``"bfloat16"`` (resolved: never
         None once the study is resolved); revision: hub revision.
     num_gpus: GPUs a Ray actor requests for this model (the ``ray`` executor only).
+    trust_remote_code: run the model repository's own code (off unless the user asks).
     """
 
     spec: str
@@ -41,6 +42,7 @@ class ModelEntry:
     dtype: str | None = None
     revision: str | None = None
     num_gpus: float | None = None
+    trust_remote_code: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,8 +33,8 @@ from tunescope.study.models import ModelEntry
 from tunescope.study.source import Source, dotted, parse_yaml
 
 TOP_KEYS = ("base", "tuned", "analyses", "datasets", "seed", "device", "dtype", "num_gpus",
-            "out", "executor", "address")
-MODEL_KEYS = ("spec", "key", "device", "dtype", "revision", "num_gpus")
+            "trust_remote_code", "out", "executor", "address")
+MODEL_KEYS = ("spec", "key", "device", "dtype", "revision", "num_gpus", "trust_remote_code")
 EXECUTORS = ("local", "ray")
 DEFAULT_OUT = "runs/default"
 
@@ -188,8 +188,13 @@ class _Resolver:
                           f"{', '.join(models_mod.DTYPES)}")
             dtype = canonical
         gpus = self.num_gpus(value.get("num_gpus"), tuple(path) + ("num_gpus",))
+        trust = value.get("trust_remote_code", study.get("trust_remote_code", False))
+        if not isinstance(trust, bool):
+            self.fail(tuple(path) + ("trust_remote_code",) if "trust_remote_code" in value
+                      else ("trust_remote_code",), f"must be true or false, got {_shown(trust)}")
         return ModelEntry(spec=spec, key=key, role=role, device=value.get("device"),
-                          dtype=dtype, revision=value.get("revision"), num_gpus=gpus)
+                          dtype=dtype, revision=value.get("revision"), num_gpus=gpus,
+                          trust_remote_code=trust)
 
     def models(self, raw: dict) -> tuple[ModelEntry, ...]:
         if raw.get("base") is None:

@@ -8,28 +8,34 @@ from rich.table import Table
 
 from tunescope.result import Result
 
-HEADLINES: dict[str, tuple[str, ...]] = {
-    "next_token_predictions": ("mean_top1_probability",),
-    "prediction_consistency": ("macro_consistency", "macro_accuracy"),
-    "representation_consistency": ("mean_best_auc", "mean_best_layer"),
-    "downstream_consistency": ("probe_consistency", "zero_shot_consistency"),
-    "attention_knockout": ("subject_strongest_change", "last_strongest_change"),
-    "extraction_rate": ("attn_out_max_rate", "mlp_out_max_rate"),
-    "subject_enrichment": ("last_subject_token_best_median_rank", "last_token_best_median_rank"),
-    "attribution": ("mean_instruction_score",),
-    "attention_heads": ("n_knowledge_pairs", "heads_with_knowledge"),
-    "ffn_concepts": ("mean_top10_variance",),
+HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
+    "next_token_predictions": (("mean_top1_probability", "top-1 p"),),
+    "prediction_consistency": (("macro_consistency", "consistency"),
+                               ("macro_accuracy", "accuracy")),
+    "representation_consistency": (("mean_best_auc", "best AUC"),
+                                   ("mean_best_layer", "at layer")),
+    "downstream_consistency": (("probe_consistency", "probe cons."),
+                               ("zero_shot_consistency", "0-shot cons.")),
+    "attention_knockout": (("subject_strongest_change", "subject %"),
+                           ("last_strongest_change", "last %")),
+    "extraction_rate": (("attn_out_max_rate", "attn max"), ("mlp_out_max_rate", "mlp max")),
+    "subject_enrichment": (("last_subject_token_best_median_rank", "subj. rank"),
+                           ("last_token_best_median_rank", "last rank")),
+    "attribution": (("mean_instruction_score", "instr. score"),),
+    "attention_heads": (("n_knowledge_pairs", "pairs"), ("heads_with_knowledge", "heads")),
+    "ffn_concepts": (("mean_top10_variance", "top-10 var."),),
 }
-"""Summary entries shown per analysis; other analyses show their first two numbers."""
+"""(summary entry, short label) shown per analysis; other analyses show their first two
+numbers under their own names."""
 
 
 def headline(analysis: str, summary: dict) -> list[tuple[str, object]]:
-    """The (name, value) pairs shown for one Result's summary."""
+    """The (label, value) pairs shown for one Result's summary."""
     names = HEADLINES.get(analysis)
     if names is None:
-        names = [k for k, v in summary.items()
+        names = [(k, k) for k, v in summary.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)][:2]
-    return [(n, summary[n]) for n in names if n in summary]
+    return [(label, summary[n]) for n, label in names if n in summary]
 
 
 def _number(value) -> str:
