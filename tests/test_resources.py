@@ -32,7 +32,8 @@ def _memory_limited(monkeypatch, lm, max_rows: int, prompt_pass_only: bool = Fal
 
     def limited(*args, **kwargs):
         rows = kwargs["input_ids"].shape[0]
-        checked = not prompt_pass_only or kwargs.get("past_key_values") is None
+        checked = not prompt_pass_only or (kwargs.get("cache") is None
+                                           and kwargs.get("past_key_values") is None)
         if checked:
             calls.append((rows, rows <= max_rows))
             if rows > max_rows:

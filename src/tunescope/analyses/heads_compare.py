@@ -25,9 +25,9 @@ from tunescope.analyses.instruction_score import welch_one_sided
 
 def word_counts(pairs: pd.DataFrame, words: set[str]) -> pd.DataFrame:
     """Counts [word, layer, head, dim, count] of each word of ``words`` over a ``pairs`` table."""
-    long = pd.concat([pairs[["layer", "head", "dim", "word_q"]].rename(columns={"word_q": "word"}),
-                      pairs[["layer", "head", "dim", "word_k"]].rename(columns={"word_k": "word"})])
-    long = long[long["word"].isin(words)]
+    sides = [pairs.loc[pairs[side].isin(words), ["layer", "head", "dim", side]]
+             .rename(columns={side: "word"}) for side in ("word_q", "word_k")]
+    long = pd.concat(sides)
     return long.groupby(["word", "layer", "head", "dim"]).size().rename("count").reset_index()
 
 

@@ -19,7 +19,7 @@ from tunescope.analyses.recall_examples import RecallExample, examples_table, se
 from tunescope.analyses.registry import register
 from tunescope.data.types import Relation
 from tunescope.engine.batching import left_pad
-from tunescope.engine.cache import select_cache
+from tunescope.engine.cache import cache_of, select_cache, with_cache
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.hooks import block_attention, trace
@@ -122,7 +122,7 @@ def _target_probs(lm, examples, rows, window, blocked_for) -> np.ndarray:
     slot = {e: i for i, e in enumerate(needed)}
     prefix = left_pad([examples[e].input_ids[:-1] for e in needed], lm.tokenizer.pad_token_id,
                       lm.device)
-    cache = lm.model(**prefix.model_inputs(), use_cache=True, logits_to_keep=1).past_key_values
+    cache = cache_of(lm.model(**prefix.model_inputs(), use_cache=True, logits_to_keep=1))
     width = prefix.input_ids.shape[1]             # keys: padded prefix, then the last token
     edges = torch.zeros((n_layers, len(rows), 1, width + 1), dtype=torch.bool)
     for r, (e, layer, block) in enumerate(rows):
@@ -138,7 +138,7 @@ def _target_probs(lm, examples, rows, window, blocked_for) -> np.ndarray:
     with block_attention(lm, {l: edges[l].to(lm.device) for l in range(n_layers)}):
         logits = lm.model(input_ids=last, attention_mask=mask,
                           position_ids=prefix.lengths[picks, None],
-                          past_key_values=select_cache(cache, picks), use_cache=True).logits
+                          **with_cache(lm.model, select_cache(cache, picks)), use_cache=True).logits
     probs = torch.softmax(logits[:, -1].float(), dim=-1)
     targets = torch.tensor([examples[e].target for e, _, _ in rows], device=probs.device)
     return probs[torch.arange(len(rows)), targets].cpu().numpy()

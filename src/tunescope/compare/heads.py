@@ -50,7 +50,8 @@ def head_shape(result) -> tuple[dict, bool]:
 def compare_attention_heads(base, tuned, resampler) -> list[dict]:
     (shape_b, guessed_b), (shape_t, guessed_t) = head_shape(base), head_shape(tuned)
     pairs = {"base": need(base, "pairs"), "tuned": need(tuned, "pairs")}
-    seen = set().union(*(set(p["word_q"]) | set(p["word_k"]) for p in pairs.values()))
+    seen = set().union(*(set(p[side].unique()) for p in pairs.values()
+                         for side in ("word_q", "word_k")))
     shares, tests, method = compare_heads(
         pairs["base"], pairs["tuned"], shape_b, shape_t,
         [v for v in INSTRUCTION_VERBS if v in seen], [v for v in general_verbs() if v in seen],

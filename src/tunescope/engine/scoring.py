@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tunescope.engine.cache import select_cache
+from tunescope.engine.cache import cache_of, select_cache, with_cache
 from tunescope.engine.batching import (BatchSizer, default_batch_size, encode, left_pad,
                                        length_buckets)
 from tunescope.engine.progress import progress
@@ -67,7 +67,7 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
     batch = left_pad([q.prefix for q in queries], pad, lm.device)
     out = lm.model(**batch.model_inputs(), use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-    cache = out.past_key_values
+    cache = cache_of(out)
     scores = [[float(first[i, c[0]]) for c in q.continuations] for i, q in enumerate(queries)]
 
     # Continuations of two or more tokens: feed all but the last token on top of the cache.
@@ -97,7 +97,7 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
         logits = lm.model(
             input_ids=ids, position_ids=positions,
             attention_mask=torch.cat([batch.attention_mask[prompt_rows], mask], dim=1),
-            past_key_values=select_cache(cache, prompt_rows), use_cache=True).logits
+            **with_cache(lm.model, select_cache(cache, prompt_rows)), use_cache=True).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         for r, ((i, _), members) in enumerate(chunk):
             for j, c in members:
