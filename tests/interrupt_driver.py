@@ -11,6 +11,7 @@ The kill is a real SIGKILL of this process (no cleanup, no ``finally``) at the p
 - ``between-shards``: right after the first shard is renamed into place;
 - ``combine``: the first combined table of ``results/`` is written, the others are not;
 - ``report``: report.html is written to its temporary name, before it replaces the old one;
+- ``disk-full``: no kill; the second shard's first table write fails with ENOSPC (a full disk);
 - ``none``: no kill (the uninterrupted reference run).
 
 The points are reached by wrapping the functions that do that work, so the production code
@@ -68,6 +69,22 @@ def arm(point: str) -> None:
                 die()
             return replace(src, dst, *args, **kwargs)
         os.replace = die_before_report
+    elif point == "disk-full":
+        import errno
+
+        save, to_parquet = RunStore.save, pd.DataFrame.to_parquet
+        saves = []
+
+        def save_counted(self, *args, **kwargs):
+            saves.append(args)
+            return save(self, *args, **kwargs)
+
+        def to_parquet_on_a_full_disk(self, path, *args, **kwargs):
+            if len(saves) >= 2 and "/shards/" in str(path):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return to_parquet(self, path, *args, **kwargs)
+        RunStore.save = save_counted
+        pd.DataFrame.to_parquet = to_parquet_on_a_full_disk
     elif point != "none":
         raise SystemExit(f"unknown point {point}")
 

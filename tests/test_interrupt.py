@@ -116,6 +116,24 @@ def test_killed_run_resumes_to_the_same_tables(point, study_file, reference, tmp
     assert not [p for p in out.rglob(".*") if p.name not in (".", "..")], "temporary files left"
 
 
+def test_full_disk_stops_with_one_line_and_keeps_finished_shards(study_file, reference, tmp_path):
+    out = tmp_path / "run"
+    full = tunescope_run("disk-full", study_file, out)
+    assert full.returncode == 2
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], full.stderr[-2000:]
+    assert lines[0].startswith("tunescope: error: cannot write results to ")
+    finished = list((out / "shards").glob("*/*/result.json"))
+    assert len(finished) == 1  # the shard written before the disk filled up
+    assert_nothing_looks_complete_but_is_not(out)
+    assert not [p for p in (out / "shards").rglob(".*")], "temporary files left"
+    assert not (out / "report.html").exists()
+
+    resumed = tunescope_run("none", study_file, out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_tables(out, reference)
+
+
 @pytest.mark.integration
 def test_killed_during_model_preparation(tmp_path, study_file, reference):
     """A bundled model killed mid-preparation into an empty cache is not taken as prepared; the
