@@ -287,3 +287,10 @@ def test_trust_remote_code_is_off_unless_the_study_asks(monkeypatch):
     jobs.load_model(one, "gemma-3-270m")
     jobs.load_model(one, "smollm2-135m-instruct")
     assert seen == [True, False]
+
+
+def test_prompt_file_lines_end_at_newlines_only(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("The capital of\u2028France is\r\n\nParis is\n")
+    assert build("prompts", {"source": str(path), "max_prompts": None}) == [
+        "The capital of\u2028France is", "Paris is"]

@@ -101,9 +101,9 @@ def in_turn(items: Sequence, group: Callable, n: int | None) -> list:
 
 
 def _prompt_lines(path: Path) -> list[str]:
-    from tunescope.data.files import read_text
+    from tunescope.data.files import read_text, text_lines
     p, text = read_text(path)
-    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    prompts = [line.strip() for _, line in text_lines(text) if line.strip()]
     if not prompts:
         raise DataError("no prompts in file (one per line)", path=str(p))
     return prompts
