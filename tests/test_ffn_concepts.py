@@ -8,7 +8,8 @@ import torch
 
 from tiny import tiny_lm
 from tunescope.analyses.concept_labels import CATEGORIES, LEVELS
-from tunescope.analyses.ffn_concepts import (FFNConceptsConfig, component_top_words,
+from tunescope.analyses.ffn_concepts import (CosineTopWords, FFNConceptsConfig,
+                                             component_top_words,
                                              ffn_concepts, layer_components,
                                              layer_principal_angles, principal_angles, unit_rows)
 from tunescope.analyses.registry import get
@@ -98,6 +99,57 @@ def test_component_top_words_keeps_sign():
     idx, cos = component_top_words(comps, words, 2)
     assert idx.tolist() == [[0, 1], [2, 1]]
     assert float(cos[0, 0]) < -0.99 and float(cos[1, 0]) > 0.99
+
+
+def _orthonormal_rows(r, d, seed):
+    q, _ = torch.linalg.qr(torch.randn(d, r, generator=torch.Generator().manual_seed(seed)))
+    return q.T.contiguous()                                                   # [r, d]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_screened_top_words_equal_plain_float32(seed):
+    gen = torch.Generator().manual_seed(100 + seed)
+    words = unit_rows(torch.randn(3000, 64, generator=gen))
+    comps = _orthonormal_rows(40, 64, seed)
+    plain = CosineTopWords(words, screen=False)
+    screened = CosineTopWords(words, screen=True, candidates=64)
+    assert screened.coarse is not None and plain.coarse is None
+    idx_p, cos_p = plain(comps, 20)
+    idx_s, cos_s = screened(comps, 20)
+    assert idx_s.shape == (40, 20)
+    torch.testing.assert_close(cos_s, cos_p, atol=1e-6, rtol=0)
+    # same words, except where two |cos| agree to float32 rounding
+    gaps = (cos_p.abs()[:, :-1] - cos_p.abs()[:, 1:]).abs().min(dim=1).values
+    distinct = gaps > 1e-6
+    assert distinct.sum() > 30 and torch.equal(idx_s[distinct], idx_p[distinct])
+    exact = (unit_rows(comps) @ words.T).gather(1, idx_s)
+    torch.testing.assert_close(cos_s, exact, atol=1e-6, rtol=0)
+
+
+def test_screen_falls_back_where_it_cannot_prove_the_top_words():
+    base = unit_rows(torch.randn(25, 32, generator=torch.Generator().manual_seed(5)))
+    words = base.repeat(200, 1)                                 # 5000 words, 200 copies of each
+    comps = _orthonormal_rows(10, 32, 6)
+    screened = CosineTopWords(words, screen=True, candidates=60)
+    _, cos_s = screened(comps, 30)
+    _, cos_p = CosineTopWords(words, screen=False)(comps, 30)
+    assert screened.recomputed == 10                           # ties everywhere: nothing proved
+    torch.testing.assert_close(cos_s, cos_p, atol=1e-6, rtol=0)
+
+
+def test_bfloat16_error_bound_holds_for_every_pair():
+    gen = torch.Generator().manual_seed(7)
+    words = unit_rows(torch.randn(2000, 96, generator=gen))
+    comps = unit_rows(torch.randn(50, 96, generator=gen))
+    screen = CosineTopWords(words, screen=True)
+    coarse = (comps.bfloat16() @ screen.coarse.T).float()
+    comp_error = (comps - comps.bfloat16().float()).norm(dim=1, keepdim=True)
+    exact = comps.double() @ words.double().T
+    # |true| <= |coarse| / (1 - 2^-8) + the rounding terms, as CosineTopWords assumes
+    bound = (coarse.abs() / (1 - 2.0 ** -8) + comp_error * screen.word_norm + screen.word_error
+             + comp_error * screen.word_error + 96 * 2.0 ** -23)
+    assert bool((exact.abs() <= bound.double()).all())
+    assert 0 < screen.word_error < 0.01
 
 
 def test_principal_angles_known_cases():

@@ -23,3 +23,11 @@ def test_gemma_embedding_scale_is_included():
     with torch.no_grad():
         expected = lm.anatomy.embed(torch.tensor([ids]))[0].mean(0)
     torch.testing.assert_close(word_vectors(lm, ["sea"])[0], expected)
+
+
+def test_token_ids_from_the_backend_equal_the_tokenizer_call():
+    lm = tiny_lm("llama")
+    words = ["capital", "Paris", "wonderful", "naïve", "e-mail", "U.S.", "x"]
+    expected = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    assert word_token_ids(lm, words) == expected
+    assert all(lm.tokenizer.bos_token_id not in ids for ids in expected)

@@ -136,6 +136,7 @@ SUFFIXES = ("ation", "ition", "ions", "tion", "sion", "ness", "ment", "ments", "
 """Inflectional and derivational suffixes (longest first where they overlap)."""
 
 _GROUP_SUFFIXES = tuple(s for s in SUFFIXES if len(s) >= 2 and s not in ("es", "er", "al"))
+_VOWELS = frozenset("aeiouy")
 _MATH_SYMBOLS = set("+-*/=^%<>≤≥±×÷√π∑∫∞")
 _CODE_MARKS = ("_", "()", "{", "}", "[]", "=>", "->", "::", "==", "!=", ";", "#", "</", "/>", "$")
 
@@ -179,47 +180,95 @@ def _category_hit(category: str, raw: str) -> bool:
     return False
 
 
-def _inflected_pairs(words: set[str]) -> set[str]:
-    """Words of ``words`` that are another word of the set plus a suffix (make -> making,
-    run -> running, walk -> walked), together with that other word."""
-    out = set()
-    for b in words:
-        for suffix in SUFFIXES:
-            base = b[:-len(suffix)]
-            if not b.endswith(suffix) or len(base) < 3:
-                continue
-            for a in (base, base + "e", base[:-1] if base[-1] == base[-2] else None):
-                if a and a != b and a in words:
-                    out |= {a, b}
-    return out
+@functools.lru_cache(maxsize=262144)
+def _categories_of(raw: str) -> tuple[str, ...]:
+    """The tasks of :data:`CATEGORY_LEXICONS` that the word ``raw`` is evidence for, in order."""
+    return tuple(c for c in CATEGORY_LEXICONS if _category_hit(c, raw))
+
+
+@functools.lru_cache(maxsize=262144)
+def _word_info(raw: str) -> tuple[str, str, tuple[str, ...]]:
+    """``raw`` stripped, normalised, and the tasks it is evidence for."""
+    return raw.strip(), _norm(raw), _categories_of(raw)
+
+
+@functools.lru_cache(maxsize=262144)
+def _inflection_bases(word: str) -> tuple[str, ...]:
+    """Words that ``word`` may inflect: ``word`` without one of :data:`SUFFIXES` (base kept
+    >= 3 letters), that base plus "e", or the base with a doubled final letter undone."""
+    out = []
+    for suffix in SUFFIXES:
+        if not word.endswith(suffix) or len(word) - len(suffix) < 3:
+            continue
+        base = word[:-len(suffix)]
+        for a in (base, base + "e", base[:-1] if base[-1] == base[-2] else None):
+            if a and a != word:
+                out.append(a)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=262144)
+def _group_suffixes_of(word: str) -> tuple[str, ...]:
+    """The suffixes of :data:`_GROUP_SUFFIXES` that ``word`` ends in (stem kept >= 3 letters)."""
+    return tuple(s for s in _GROUP_SUFFIXES if word.endswith(s) and len(word) - len(s) >= 3)
+
+
+@functools.lru_cache(maxsize=4096)
+def _overlaps_suffix(end: str) -> bool:
+    return any(end.endswith(s) or s.endswith(end) for s in _GROUP_SUFFIXES)
+
+
+@functools.lru_cache(maxsize=262144)
+def _level_features(w: str) -> tuple:
+    """What one normalised word contributes to :func:`_level_scores`: (alphabetic, syntax
+    evidence, phonology evidence by itself, stem, final three letters ("" unless alphabetic
+    with >= 4 letters), group suffixes, inflection bases)."""
+    alpha = w.isalpha()
+    syntax = w in FUNCTION_WORDS or (bool(w) and not any(c.isalnum() for c in w))
+    phon = w in PHONOLOGY_WORDS or (alpha and w not in FUNCTION_WORDS and (
+        len(w) <= 2 or (len(w) <= 4 and not set(w) & _VOWELS)))
+    if not alpha:
+        return False, syntax, phon, "", "", (), ()
+    return (True, syntax, phon, stem(w), w[-3:] if len(w) >= 4 else "", _group_suffixes_of(w),
+            _inflection_bases(w))
 
 
 def _level_scores(words: list[str]) -> dict[str, tuple[float, list[str]]]:
     """Share of ``words`` (normalised) that are evidence for phonology, morphology and syntax,
-    with the evidence words."""
+    with the evidence words.
+
+    Morphology: alphabetic words sharing a stem, a word of the set inflecting another
+    (make -> making, run -> running), or a group of at least max(3, 15% of the words) sharing
+    a suffix. Phonology: sound words, short or vowel-less alphabetic fragments, and groups of
+    three or more words sharing their final three letters (rhymes) where those letters are not
+    a suffix, morphology evidence excluded. Syntax: function words and punctuation."""
     n = max(len(words), 1)
-    alpha = [w for w in words if w.isalpha()]
-    syntax = [w for w in words if w in FUNCTION_WORDS or (w and not any(c.isalnum() for c in w))]
+    feats = [(w, _level_features(w)) for w in words]
+    syntax = [w for w, f in feats if f[1]]
+    phon = {w for w, f in feats if f[2]}
+    alpha = [(w, f) for w, f in feats if f[0]]
+    alpha_set = {w for w, _ in alpha}
     morph: set[str] = set()
-    by_stem = defaultdict(set)
-    for w in alpha:
-        by_stem[stem(w)].add(w)
+    by_stem, groups, endings = defaultdict(set), defaultdict(set), defaultdict(list)
+    for w, f in alpha:
+        by_stem[f[3]].add(w)
+        for suffix in f[5]:
+            groups[suffix].add(w)
+        if f[4]:
+            endings[f[4]].append(w)
+        for base in f[6]:
+            if base in alpha_set:
+                morph |= {base, w}
+    min_group = max(3, round(0.15 * n))
     for group in by_stem.values():
         if len(group) >= 2:
             morph |= group
-    morph |= _inflected_pairs(set(alpha))
-    min_group = max(3, round(0.15 * n))
-    for suffix in _GROUP_SUFFIXES:
-        group = {w for w in alpha if w.endswith(suffix) and len(w) - len(suffix) >= 3}
+    for group in groups.values():
         if len(group) >= min_group:
             morph |= group
-    phon = {w for w in words if w in PHONOLOGY_WORDS}
-    phon |= {w for w in alpha if w not in FUNCTION_WORDS
-             and (len(w) <= 2 or (len(w) <= 4 and not set(w) & set("aeiouy")))}
-    endings = Counter(w[-3:] for w in alpha if len(w) >= 4)
-    for end, count in endings.items():
-        if count >= 3 and not any(end.endswith(s) or s.endswith(end) for s in _GROUP_SUFFIXES):
-            phon |= {w for w in alpha if len(w) >= 4 and w.endswith(end) and w not in morph}
+    for end, ending_words in endings.items():
+        if len(ending_words) >= 3 and not _overlaps_suffix(end):
+            phon |= {w for w in ending_words if w not in morph}
     return {"phonology": (len(phon) / n, sorted(phon)),
             "morphology": (len(morph) / n, sorted(morph)),
             "syntax": (len(syntax) / n, syntax)}
@@ -251,13 +300,17 @@ class OfflineLabeller:
 
     def label_one(self, words: Sequence[str]) -> ConceptLabel:
         """The label of one component from its top ``words``."""
-        words = [w for w in words if w.strip()]
-        n = max(len(words), 1)
-        hits = {c: [w.strip() for w in words if _category_hit(c, w)] for c in CATEGORY_LEXICONS}
+        infos = [_word_info(w) for w in words]
+        infos = [info for info in infos if info[0]]
+        n = max(len(infos), 1)
+        hits: dict[str, list[str]] = {c: [] for c in CATEGORY_LEXICONS}
+        for stripped, _, categories in infos:
+            for c in categories:
+                hits[c].append(stripped)
         best = max(CATEGORY_LEXICONS, key=lambda c: len(hits[c]))
         count = len(hits[best])
         category = best if count >= self.min_hits and count / n >= self.min_share else "none"
-        scores = _level_scores([_norm(w) for w in words])
+        scores = _level_scores([info[1] for info in infos])
         top_level = max(("phonology", "morphology", "syntax"), key=lambda lv: scores[lv][0])
         level = top_level if scores[top_level][0] >= self.level_share else "semantics"
         evidence = hits[best] if category != "none" else []
