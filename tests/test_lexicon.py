@@ -137,3 +137,31 @@ def test_verbal_ratio_rule():
     assert verbal_ratio("went") is None                    # a form of "go", not a lemma
     assert verbal_ratio("found") is None                   # mainly a form of "find"
     assert verbal_ratio("idea") is None
+
+
+def test_general_verbs_disk_cache(tmp_path, monkeypatch):
+    from tunescope.data import verbs as verbs_module
+
+    monkeypatch.setenv("TUNESCOPE_CACHE", str(tmp_path))
+    verbs_module._general_verbs.cache_clear()
+    try:
+        computed = general_verbs(40)
+        path = verbs_module._cache_file(40)
+        assert path.parent == tmp_path / "lexicons"
+        assert path.read_text().split("\n") == computed
+        # a complete cached list is what later processes read (here: a marked one)
+        path.write_text("\n".join(["zzz"] + computed[1:]))
+        verbs_module._general_verbs.cache_clear()
+        assert general_verbs(40)[0] == "zzz"
+        # a damaged one (wrong length, not words) is recomputed and replaced
+        path.write_text("go\n<b>eat</b>")
+        verbs_module._general_verbs.cache_clear()
+        assert general_verbs(40) == computed and path.read_text().split("\n") == computed
+        # an unwritable cache (here a file where the directory should be) only costs the time
+        blocked = tmp_path / "blocked"
+        blocked.write_text("not a directory")
+        monkeypatch.setenv("TUNESCOPE_CACHE", str(blocked))
+        verbs_module._general_verbs.cache_clear()
+        assert general_verbs(40) == computed
+    finally:
+        verbs_module._general_verbs.cache_clear()

@@ -22,7 +22,9 @@ The rule for :func:`general_verbs` (a word counts as a general verb when all hol
 from __future__ import annotations
 
 import functools
+import hashlib
 
+from tunescope.data.files import write_atomic
 from tunescope.errors import TunescopeError
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
@@ -88,8 +90,44 @@ def verbal_ratio(word: str) -> float | None:
     return sum(wf.word_frequency(f, "en") for f in forms) / base
 
 
+def _cache_file(n: int):
+    """Where :func:`general_verbs` keeps its list for ``n`` (under ``$TUNESCOPE_CACHE``), named
+    by everything the list depends on: the rule's settings and the lexicons' versions."""
+    from importlib.metadata import version
+
+    from tunescope.models.bundled import cache_dir
+
+    rule = repr((MIN_VERBAL_RATIO, sorted(STOPWORDS), INSTRUCTION_VERBS, _RULE_VERSION))
+    key = hashlib.sha256(f"{rule} wordfreq {version('wordfreq')} lemminflect "
+                         f"{version('lemminflect')}".encode()).hexdigest()[:16]
+    return cache_dir() / "lexicons" / f"general-verbs-{n}-{key}.txt"
+
+
+_RULE_VERSION = 1
+"""Bumped whenever the rule of :func:`general_verbs` changes (invalidates cached lists)."""
+
+
 @functools.lru_cache(maxsize=8)
 def _general_verbs(n: int) -> tuple[str, ...]:
+    """The list for ``n``: read from the disk cache when a complete one is there (computing it
+    takes 1-10 s), otherwise computed and cached (best effort: an unwritable cache is skipped)."""
+    _lexicon()
+    path = _cache_file(n)
+    try:
+        cached = tuple(path.read_text(encoding="utf-8").split("\n"))
+    except (OSError, UnicodeDecodeError):
+        cached = ()
+    if len(cached) == n and all(w.isalpha() and w == w.lower() for w in cached):
+        return cached
+    verbs = _compute_general_verbs(n)
+    try:
+        write_atomic(path, "\n".join(verbs).encode("utf-8"))
+    except OSError:
+        pass
+    return verbs
+
+
+def _compute_general_verbs(n: int) -> tuple[str, ...]:
     wf, _ = _lexicon()
     excluded = STOPWORDS | set(INSTRUCTION_VERBS)
     verbs: list[str] = []

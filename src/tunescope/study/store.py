@@ -28,25 +28,13 @@ import pandas as pd
 import yaml
 
 from tunescope.errors import DataError, OutputError, TunescopeError
+from tunescope.data.files import write_atomic
 from tunescope.result import Result, check_writable
 from tunescope.study.spec import StudySpec, differences
 
 FORMAT = "tunescope-study/1"
 OWNED = ("study.yaml", "spec.json", "shards", "results", "compare", "run.json", "report.html")
 """What the store writes into a run directory (and removes when starting over)."""
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:
