@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import pandas as pd
 import torch
 
 from tunescope.analyses.registry import register
-from tunescope.analyses.word_vectors import unit_rows, word_vectors
+from tunescope.analyses.word_vectors import unit_rows, word_token_ids, word_vectors
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
@@ -258,35 +259,48 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
     layers = _check_layers(config.layers, lm.anatomy.n_layers)
     if labeller is None:
         labeller = _make_labeller(config.labeller)
-    top_words = CosineTopWords(unit_rows(word_vectors(lm, words, "unembed")))  # for all layers
-    vocab = np.array(words, dtype=object)
-    comp_parts, word_parts, word_lists, keys = [], [], [], []
-    with torch.no_grad(), progress(len(layers), f"{lm.name}: ffn concepts") as bar:
-        for layer in layers:
-            comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
-            ev = explained.double().numpy()
-            comp_parts.append(pd.DataFrame({"layer": layer, "component": np.arange(len(ev)),
-                                            "explained_variance": ev,
-                                            "cumulative": np.cumsum(ev)}))
-            r = min(config.rank, comps.shape[0])
-            idx, cos = top_words(comps[:r], config.top_words)
-            k = idx.shape[1]
-            word_parts.append(pd.DataFrame({
-                "layer": layer, "component": np.repeat(np.arange(r), k),
-                "rank": np.tile(np.arange(1, k + 1), r), "word": vocab[idx.reshape(-1).numpy()],
-                "cosine": cos.reshape(-1).double().numpy()}))
-            word_lists += [list(vocab[row]) for row in idx.numpy()]
-            keys += [(layer, c) for c in range(r)]
+    decompositions = []
+    with torch.no_grad(), progress(2 * len(layers), f"{lm.name}: ffn concepts") as bar:
+        # The tokenizer (Rust threads, no lock held) encodes the vocabulary while the SVDs run:
+        # LAPACK's SVD keeps two cores only partly busy.
+        with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as pool:
+            token_ids = pool.submit(word_token_ids, lm, words)
+            for layer in layers:
+                comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
+                decompositions.append((comps[:min(config.rank, comps.shape[0])], explained))
+                bar.advance()
+            ids = token_ids.result()
+        top_words = CosineTopWords(unit_rows(word_vectors(lm, words, "unembed", ids=ids)))
+        vocab = np.array(words, dtype=object)
+        idx_parts, cos_parts = [], []
+        for layer, (comps, explained) in zip(layers, decompositions):
+            idx, cos = top_words(comps, config.top_words)
+            idx_parts.append(idx.numpy())
+            cos_parts.append(cos.numpy())
             bar.advance()
-    components = pd.concat(comp_parts, ignore_index=True)
-    top = pd.concat(word_parts, ignore_index=True)
+    evs = [explained.double().numpy() for _, explained in decompositions]
+    components = pd.DataFrame({
+        "layer": np.repeat(layers, [len(ev) for ev in evs]),
+        "component": np.concatenate([np.arange(len(ev)) for ev in evs]),
+        "explained_variance": np.concatenate(evs),
+        "cumulative": np.concatenate([np.cumsum(ev) for ev in evs])})
+    ranks = [idx.shape for idx in idx_parts]                                 # (r, k) per layer
+    all_idx = np.concatenate([idx.reshape(-1) for idx in idx_parts])
+    top = pd.DataFrame({
+        "layer": np.repeat(layers, [r * k for r, k in ranks]),
+        "component": np.concatenate([np.repeat(np.arange(r), k) for r, k in ranks]),
+        "rank": np.concatenate([np.tile(np.arange(1, k + 1), r) for r, k in ranks]),
+        "word": vocab[all_idx],
+        "cosine": np.concatenate([cos.reshape(-1) for cos in cos_parts]).astype(np.float64)})
+    keys = [(layer, c) for layer, (r, _) in zip(layers, ranks) for c in range(r)]
     tables = {"components": components, "top_words": top}
-    top10 = [float(p["explained_variance"].iloc[:10].sum()) for p in comp_parts]
+    top10 = [float(ev[:10].sum()) for ev in evs]
     summary = {"n_words": len(words), "n_layers": len(layers), "layers": layers,
                "components_described": len(keys), "top10_variance_by_layer": top10,
                "mean_top10_variance": float(np.mean(top10))}
     if labeller is not None:
-        labels = labeller.label(word_lists, config.runs)
+        labels = labeller.label([list(vocab[row]) for idx in idx_parts for row in idx],
+                                config.runs)
         rows = [{"layer": layer, "component": c, "run": run, "category": lab.category,
                  "level": lab.level, "description": lab.description}
                 for (layer, c), per_run in zip(keys, labels) for run, lab in enumerate(per_run)]

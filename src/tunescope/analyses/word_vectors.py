@@ -26,10 +26,12 @@ def word_token_ids(lm: LM, words: Sequence[str]) -> list[list[int]]:
 
 
 @torch.no_grad()
-def word_vectors(lm: LM, words: Sequence[str], matrix: str = "embed") -> torch.Tensor:
+def word_vectors(lm: LM, words: Sequence[str], matrix: str = "embed",
+                 ids: list[list[int]] | None = None) -> torch.Tensor:
     """Vectors [len(words), d_model] (float32): the mean of each word's token rows in the input
     embedding (``matrix="embed"``, as the model reads the word; Gemma's embedding scale
-    included) or in the unembedding (``"unembed"``, as the model writes it)."""
+    included) or in the unembedding (``"unembed"``, as the model writes it). ``ids``: the
+    words' :func:`word_token_ids` when already computed."""
     if matrix == "embed":
         weight = lm.anatomy.embed.weight
         scale = getattr(lm.anatomy.embed, "embed_scale", None)
@@ -37,7 +39,7 @@ def word_vectors(lm: LM, words: Sequence[str], matrix: str = "embed") -> torch.T
         weight, scale = lm.anatomy.unembed.weight, None
     else:
         raise ValueError(f"matrix must be 'embed' or 'unembed', got {matrix!r}")
-    ids = word_token_ids(lm, words)
+    ids = word_token_ids(lm, words) if ids is None else ids
     flat = torch.tensor([t for seq in ids for t in seq], device=weight.device)
     owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor([len(s) for s in ids]))
     sums = torch.zeros((len(ids), weight.shape[1]), dtype=torch.float32)
