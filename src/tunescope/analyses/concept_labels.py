@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +159,6 @@ def _is_number(w: str) -> bool:
     return bool(re.fullmatch(r"[-+]?\d+([.,]\d+)*%?", w))
 
 
-@functools.lru_cache(maxsize=262144)
 def _category_hit(category: str, raw: str) -> bool:
     """Whether the word ``raw`` is evidence for ``category``."""
     w = _norm(raw)
@@ -181,18 +180,12 @@ def _category_hit(category: str, raw: str) -> bool:
 
 
 @functools.lru_cache(maxsize=262144)
-def _categories_of(raw: str) -> tuple[str, ...]:
-    """The tasks of :data:`CATEGORY_LEXICONS` that the word ``raw`` is evidence for, in order."""
-    return tuple(c for c in CATEGORY_LEXICONS if _category_hit(c, raw))
-
-
-@functools.lru_cache(maxsize=262144)
 def _word_info(raw: str) -> tuple[str, str, tuple[str, ...]]:
-    """``raw`` stripped, normalised, and the tasks it is evidence for."""
-    return raw.strip(), _norm(raw), _categories_of(raw)
+    """``raw`` stripped, normalised, and the tasks of :data:`CATEGORY_LEXICONS` it is evidence
+    for, in order (cached: a vocabulary's words recur across components)."""
+    return raw.strip(), _norm(raw), tuple(c for c in CATEGORY_LEXICONS if _category_hit(c, raw))
 
 
-@functools.lru_cache(maxsize=262144)
 def _inflection_bases(word: str) -> tuple[str, ...]:
     """Words that ``word`` may inflect: ``word`` without one of :data:`SUFFIXES` (base kept
     >= 3 letters), that base plus "e", or the base with a doubled final letter undone."""
@@ -207,7 +200,6 @@ def _inflection_bases(word: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=262144)
 def _group_suffixes_of(word: str) -> tuple[str, ...]:
     """The suffixes of :data:`_GROUP_SUFFIXES` that ``word`` ends in (stem kept >= 3 letters)."""
     return tuple(s for s in _GROUP_SUFFIXES if word.endswith(s) and len(word) - len(s) >= 3)
@@ -222,7 +214,7 @@ def _overlaps_suffix(end: str) -> bool:
 def _level_features(w: str) -> tuple:
     """What one normalised word contributes to :func:`_level_scores`: (alphabetic, syntax
     evidence, phonology evidence by itself, stem, final three letters ("" unless alphabetic
-    with >= 4 letters), group suffixes, inflection bases)."""
+    with >= 4 letters), group suffixes, inflection bases); cached like :func:`_word_info`."""
     alpha = w.isalpha()
     syntax = w in FUNCTION_WORDS or (bool(w) and not any(c.isalnum() for c in w))
     phon = w in PHONOLOGY_WORDS or (alpha and w not in FUNCTION_WORDS and (

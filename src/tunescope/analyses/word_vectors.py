@@ -20,7 +20,7 @@ def word_token_ids(lm: LM, words: Sequence[str]) -> list[list[int]]:
     tokenizer's own call, which spends most of its time building per-word encodings)."""
     texts = [" " + w for w in words]
     backend = getattr(lm.tokenizer, "backend_tokenizer", None)
-    if backend is not None and hasattr(backend, "encode_batch"):
+    if backend is not None:
         return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
     return lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
 

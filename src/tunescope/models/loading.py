@@ -59,23 +59,47 @@ def load(spec: str | os.PathLike, dtype=None, device: str | None = None,
     kwargs = dict(dtype=dtype, attn_implementation=attn_implementation,
                   trust_remote_code=trust_remote_code)
     path = Path(name).expanduser()
-    if name in bundled.BUNDLED:
+    how = spec_kind(name)
+    if how == "bundled":
         directory = bundled.pull(name)
         meta = bundled.prepared_metadata(directory)
         lm = _from_dir(directory, name, "bundled", device, revision=meta.get("version"), **kwargs)
         lm.extra["role"] = meta.get("role")
         return lm
-    if name.endswith(".gguf"):
+    if how == "gguf":
         return _from_gguf(path, name, device, dtype)
-    if path.exists():
+    if how == "local":
         if not path.is_dir():
             raise ModelFileError(f"{path} is neither a model directory nor a .gguf file")
         return _from_dir(path, name, "local", device, **kwargs)
-    if _HUB_ID.match(name) and not name.startswith((".", "~", "/")):
+    if how == "hub":
         return _from_hub(name, device, revision, **kwargs)
-    if os.sep in name or name.startswith((".", "~")):
+    if how == "missing":
         raise ModelNotFoundError(f"no such file or directory: {name}")
-    raise ModelNotFoundError(
+    raise unknown_model(name)
+
+
+def spec_kind(name: str) -> str:
+    """How :func:`load` reads the spec ``name``, by the first rule that holds: ``"bundled"``
+    (a bundled model's name), ``"gguf"`` (ends in .gguf), ``"local"`` (an existing path),
+    ``"hub"`` (``org/name``), ``"missing"`` (looks like a path but is not there) or
+    ``"unknown"``."""
+    if name in bundled.BUNDLED:
+        return "bundled"
+    if name.endswith(".gguf"):
+        return "gguf"
+    if Path(name).expanduser().exists():
+        return "local"
+    if _HUB_ID.match(name) and not name.startswith((".", "~", "/")):
+        return "hub"
+    if os.sep in name or name.startswith((".", "~")):
+        return "missing"
+    return "unknown"
+
+
+def unknown_model(name: str) -> ModelNotFoundError:
+    """The error for a spec that is no bundled name, no existing path and no hub id."""
+    return ModelNotFoundError(
         f"unknown model '{name}': not a bundled model ({', '.join(bundled.BUNDLED)}), not an "
         "existing path, and not a hub id of the form org/name")
 

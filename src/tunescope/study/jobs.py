@@ -35,6 +35,14 @@ def plan(spec: StudySpec) -> list[Job]:
     return [Job(m.key, a) for m in spec.models for a in spec.analyses]
 
 
+def by_model(jobs: list[Job]) -> dict[str, list[Job]]:
+    """``jobs`` grouped by model key, models and jobs in the given order."""
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.model, []).append(job)
+    return groups
+
+
 def job_seed(study_seed: int, analysis: str) -> int:
     """The seed of every job of ``analysis``: a hash of the study seed and the name (< 2^32)."""
     return int(hashlib.sha256(f"{study_seed}:{analysis}".encode()).hexdigest()[:8], 16)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from tunescope.errors import TunescopeError
-from tunescope.study.jobs import Job, execute, failed_load, free_memory, load_model
+from tunescope.study.jobs import Job, by_model, execute, failed_load, free_memory, load_model
 from tunescope.study.spec import StudySpec
 from tunescope.study.store import RunStore
 
@@ -19,11 +19,9 @@ def run_local(spec: StudySpec, store: RunStore, jobs: list[Job], datasets: dict,
               fingerprint: str, on_record: Callable[[dict], None]) -> dict:
     """Run ``jobs`` (grouped by model, in order) in this process; ``on_record`` gets each
     job's run.json record as it finishes. Returns ``{model_key: load seconds}``."""
-    by_model: dict[str, list[Job]] = {}
-    for job in jobs:
-        by_model.setdefault(job.model, []).append(job)
+    groups = by_model(jobs)
     load_s = {}
-    for key, model_jobs in by_model.items():
+    for key, model_jobs in groups.items():
         start = time.perf_counter()
         try:
             lm = load_model(spec, key)

@@ -8,16 +8,14 @@ path -> its directory name or file stem), always matching ``[A-Za-z0-9._-]+`` an
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tunescope.errors import ModelNotFoundError
-from tunescope.models import bundled
+from tunescope.models import loading
 
 KEY = re.compile(r"^[A-Za-z0-9._-]+$")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DTYPES = ("float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -53,36 +51,19 @@ class ModelEntry:
                 "revision": self.revision}
 
 
-def kind(spec: str) -> str:
-    """How :func:`tunescope.load` reads ``spec``: ``"bundled"``, ``"path"``, ``"hub"`` or
-    ``"unknown"`` (the same order of rules)."""
-    if spec in bundled.BUNDLED:
-        return "bundled"
-    path = Path(spec).expanduser()
-    if spec.endswith(".gguf") or path.exists():
-        return "path"
-    if HUB_ID.match(spec) and not spec.startswith((".", "~", "/")):
-        return "hub"
-    if os.sep in spec or spec.startswith((".", "~")):
-        return "path"
-    return "unknown"
-
-
 def check_spec(spec: str) -> None:
     """Raise ModelNotFoundError for a spec :func:`tunescope.load` can never resolve (a missing
     path, or a name that is neither bundled nor a hub id); hub ids are not checked (offline)."""
-    how = kind(spec)
+    how = loading.spec_kind(spec)
     if how == "unknown":
-        raise ModelNotFoundError(
-            f"unknown model '{spec}': not a bundled model ({', '.join(bundled.BUNDLED)}), not "
-            "an existing path, and not a hub id of the form org/name")
-    if how == "path" and not Path(spec).expanduser().exists():
+        raise loading.unknown_model(spec)
+    if how in ("gguf", "missing") and not Path(spec).expanduser().exists():
         raise ModelNotFoundError(f"no such file or directory: {spec}")
 
 
 def default_key(spec: str) -> str:
     """The slug of a model spec (see the module docstring)."""
-    how = kind(spec)
+    how = loading.spec_kind(spec)
     if how == "bundled":
         raw = spec
     elif how == "hub":
@@ -108,5 +89,6 @@ def dtype_name(value: str) -> str | None:
 
 
 def default_dtype(device: str) -> str:
-    """float32 on the CPU, bfloat16 on accelerators (``tunescope.load``'s own default)."""
-    return "float32" if device.startswith("cpu") else "bfloat16"
+    """The name of ``tunescope.load``'s default dtype on ``device`` (float32 on the CPU,
+    bfloat16 on accelerators)."""
+    return str(loading.default_dtype(device)).removeprefix("torch.")

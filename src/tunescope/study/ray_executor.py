@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from tunescope.errors import TunescopeError
-from tunescope.study.jobs import Job, execute, failed_load, free_memory, load_model
+from tunescope.study.jobs import Job, by_model, execute, failed_load, free_memory, load_model
 from tunescope.study.spec import StudySpec
 from tunescope.study.store import RunStore
 
@@ -80,16 +80,14 @@ def run_ray(spec: StudySpec, store: RunStore, jobs: list[Job], datasets: dict,
             raise TunescopeError(f"cannot start Ray ({where}): "
                                  f"{' '.join(str(e).split())[:200]}") from None
     worker_cls = ray.remote(ModelWorker)
-    by_model: dict[str, list[Job]] = {}
-    for job in jobs:
-        by_model.setdefault(job.model, []).append(job)
+    groups = by_model(jobs)
     threads = torch.get_num_threads()
     try:
         data_ref = ray.put(datasets)
         actors = {key: worker_cls.options(num_cpus=1, num_gpus=spec.model(key).num_gpus or 0)
                   .remote(spec, key, str(store.root.resolve()), fingerprint, threads)
-                  for key in by_model}
-        pending = [actors[j.model].run.remote(j, data_ref) for js in by_model.values() for j in js]
+                  for key in groups}
+        pending = [actors[j.model].run.remote(j, data_ref) for js in groups.values() for j in js]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             on_record(ray.get(ready[0]))

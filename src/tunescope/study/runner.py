@@ -15,7 +15,7 @@ from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.result import Result, check_writable
 from tunescope.study import datasets as datasets_mod
-from tunescope.study.jobs import Job, datasets_for, plan
+from tunescope.study.jobs import Job, datasets_for, plan, record
 from tunescope.study.spec import StudySpec, read_yaml, resolve, set_value
 from tunescope.study.store import RunStore
 
@@ -127,9 +127,7 @@ class Study:
         for job in jobs:
             if job not in pending:
                 shard_t = store.provenance(job.model, job.analysis).get("timings", {})
-                records[job] = {"model": job.model, "analysis": job.analysis,
-                                "status": "skipped", "analysis_s": shard_t.get("analysis_s"),
-                                "job_s": None, "error": None}
+                records[job] = record(job, "skipped", shard_t.get("analysis_s"))
         timings: dict = {}
         if pending:
             t0 = time.perf_counter()

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from tunescope.errors import TunescopeError
+from tunescope.data.files import shown
+from tunescope.errors import DataError, TunescopeError
 from tunescope.result import fingerprint as hash_of
 from tunescope.study import analyses as analyses_mod
 from tunescope.study import datasets as datasets_mod
@@ -135,7 +137,7 @@ class _Resolver:
 
     def mapping(self, value, path, what) -> dict:
         if not isinstance(value, dict):
-            self.fail(path, f"{what} must be a mapping, got {_shown(value)}")
+            self.fail(path, f"{what} must be a mapping, got {shown(value)}")
         return value
 
     def keys(self, value: dict, allowed, path, what):
@@ -146,7 +148,7 @@ class _Resolver:
 
     def optional_str(self, value, path):
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            self.fail(path, f"must be a non-empty string or null, got {_shown(value)}")
+            self.fail(path, f"must be a non-empty string or null, got {shown(value)}")
         return value
 
     def num_gpus(self, value, path):
@@ -154,7 +156,7 @@ class _Resolver:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
                 or value != value or value == float("inf"):
-            self.fail(path, f"must be a number >= 0, got {_shown(value)}")
+            self.fail(path, f"must be a number >= 0, got {shown(value)}")
         return value
 
     def model(self, value, path, role, study: dict) -> ModelEntry:
@@ -166,7 +168,7 @@ class _Resolver:
         spec = value.get("spec")
         if not isinstance(spec, str) or not spec.strip():
             self.fail(tuple(path) + ("spec",), f"a model needs 'spec' (a bundled name, path or "
-                                               f"hub id), got {_shown(spec)}")
+                                               f"hub id), got {shown(spec)}")
         try:
             models_mod.check_spec(spec)
         except TunescopeError as e:
@@ -176,7 +178,7 @@ class _Resolver:
             key = models_mod.default_key(spec)
         elif not isinstance(key, str) or models_mod.check_key(key):
             self.fail(tuple(path) + ("key",), models_mod.check_key(key) if isinstance(key, str)
-                      else f"must be a string, got {_shown(key)}")
+                      else f"must be a string, got {shown(key)}")
         for name in ("device", "revision"):
             self.optional_str(value.get(name), tuple(path) + (name,))
         dtype = value.get("dtype", study.get("dtype"))
@@ -184,14 +186,14 @@ class _Resolver:
             canonical = models_mod.dtype_name(dtype) if isinstance(dtype, str) else None
             if canonical is None:
                 self.fail(tuple(path) + ("dtype",) if "dtype" in value else ("dtype",),
-                          f"unknown dtype {_shown(dtype)}; use one of "
+                          f"unknown dtype {shown(dtype)}; use one of "
                           f"{', '.join(models_mod.DTYPES)}")
             dtype = canonical
         gpus = self.num_gpus(value.get("num_gpus"), tuple(path) + ("num_gpus",))
         trust = value.get("trust_remote_code", study.get("trust_remote_code", False))
         if not isinstance(trust, bool):
             self.fail(tuple(path) + ("trust_remote_code",) if "trust_remote_code" in value
-                      else ("trust_remote_code",), f"must be true or false, got {_shown(trust)}")
+                      else ("trust_remote_code",), f"must be true or false, got {shown(trust)}")
         return ModelEntry(spec=spec, key=key, role=role, device=value.get("device"),
                           dtype=dtype, revision=value.get("revision"), num_gpus=gpus,
                           trust_remote_code=trust)
@@ -206,7 +208,7 @@ class _Resolver:
         elif isinstance(tuned, (str, dict)):
             tuned = [tuned]
         elif not isinstance(tuned, list):
-            self.fail(("tuned",), f"must be a model or a list of models, got {_shown(tuned)}")
+            self.fail(("tuned",), f"must be a model or a list of models, got {shown(tuned)}")
         models += [self.model(t, ("tuned", i), "tuned", raw) for i, t in enumerate(tuned)]
         seen: dict[str, str] = {}
         for i, m in enumerate(models):
@@ -227,7 +229,7 @@ class _Resolver:
             raw = {name: None for name in raw} if all(isinstance(n, str) for n in raw) else raw
         if isinstance(raw, list):
             bad = next(i for i, n in enumerate(raw) if not isinstance(n, str))
-            self.fail(path + (bad,), f"analysis names must be strings, got {_shown(raw[bad])}")
+            self.fail(path + (bad,), f"analysis names must be strings, got {shown(raw[bad])}")
         raw = self.mapping(raw, path, "analyses (a list of names or a mapping name -> config)")
         if not raw:
             self.fail(path, f"no analyses given; valid: {analyses_mod.valid_names()}")
@@ -283,7 +285,7 @@ class _Resolver:
         if value is None:
             return 0
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 32:
-            self.fail(("seed",), f"must be an integer in 0..2^32-1, got {_shown(value)}")
+            self.fail(("seed",), f"must be an integer in 0..2^32-1, got {shown(value)}")
         return value
 
     def resolve(self, raw) -> StudySpec:
@@ -292,11 +294,11 @@ class _Resolver:
         seed = self.seed(raw.get("seed"))
         executor = raw.get("executor") or "local"
         if executor not in EXECUTORS:
-            self.fail(("executor",), f"unknown executor {_shown(executor)}; use local or ray")
+            self.fail(("executor",), f"unknown executor {shown(executor)}; use local or ray")
         address = self.optional_str(raw.get("address"), ("address",))
         out = raw.get("out") or DEFAULT_OUT
         if not isinstance(out, str):
-            self.fail(("out",), f"must be a path, got {_shown(out)}")
+            self.fail(("out",), f"must be a path, got {shown(out)}")
         self.optional_str(raw.get("device"), ("device",))
         self.num_gpus(raw.get("num_gpus"), ("num_gpus",))
         models = self.models(raw)
@@ -325,11 +327,6 @@ def _placed(m: ModelEntry, raw: dict, executor: str) -> ModelEntry:
     return replace(m, device=device, dtype=dtype, num_gpus=gpus if executor == "ray" else None)
 
 
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def resolve(raw, source: Source | None = None) -> StudySpec:
     """A StudySpec from plain values (see the module docstring for the layout); raises a
     one-line :class:`~tunescope.errors.DataError` naming the file, line and field of the first
@@ -345,9 +342,6 @@ def from_yaml(text: str, name: str = "<study>") -> StudySpec:
 
 def read_yaml(path) -> tuple[dict, Source]:
     """The plain values and line map of a study YAML file."""
-    from pathlib import Path
-
-    from tunescope.errors import DataError
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

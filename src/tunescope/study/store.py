@@ -172,15 +172,7 @@ class RunStore:
 
     def write_comparison(self, analysis: str, table: pd.DataFrame) -> Path:
         path = self.root / "compare" / f"{analysis}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            table.reset_index(drop=True).to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, table.reset_index(drop=True).to_parquet(index=False))
         return path
 
     def write_run_info(self, info: dict) -> None:
