@@ -1,5 +1,5 @@
-"""Concept labellers: the rule-based offline labeller, answer parsing, the cache, and the LLM
-labeller against a real OpenAI-compatible HTTP server (started here, serving a real model)."""
+"""Concept labellers (the offline one: test_offline_labeller.py): answer parsing, the cache,
+and the LLM labeller against a real OpenAI-compatible HTTP server (started here, serving a real model)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import pytest
 
 from tiny import tiny_lm
 from tunescope.analyses.concept_labels import (CATEGORIES, LEVELS, UNPARSED, ChatCache,
-                                               LLMLabeller, LocalChat, OfflineLabeller,
-                                               OpenAIChat, describe_prompt, parse_category,
-                                               parse_level)
+                                               LLMLabeller, LocalChat, OpenAIChat,
+                                               describe_prompt, parse_category, parse_level)
 from tunescope.analyses.ffn_concepts import FFNConceptsConfig, ffn_concepts
 from tunescope.errors import DataError, TunescopeError
 
@@ -27,44 +26,9 @@ MATH = ["number", "sum", "equation", "calculate", "42", "3.14", "fraction", "app
         "house"]
 CODE = ["function", "variable", "python", "code", "snake_case", "getValue", ".py", "river",
         "garden", "happy"]
-TRANSLATION = ["translate", "French", "Spanish", "German", "language", "café", "garden",
-               "happy", "river", "cloud"]
 WRITING = ["essay", "story", "poem", "write", "novel", "chapter", "river", "cloud", "happy",
            "stone"]
-FUNCTION = ["the", "of", "and", "to", "in", "is", "that", "was", "for", "on", "with", "as"]
-SUFFIX = ["walking", "talking", "running", "jumping", "singing", "reading", "garden", "cloud"]
-RHYME = ["light", "night", "fight", "sight", "bright", "garden", "cloud"]
 ANIMALS = ["dog", "cat", "horse", "cow", "sheep", "goat", "pig", "lion", "tiger", "wolf"]
-
-
-# -- offline labeller --------------------------------------------------------------------------
-
-@pytest.mark.parametrize("words, category", [(MATH, "math"), (CODE, "coding"),
-                                             (TRANSLATION, "translation"), (WRITING, "writing"),
-                                             (ANIMALS, "none"), (FUNCTION, "none")])
-def test_offline_category(words, category):
-    assert OfflineLabeller().label_one(words).category == category
-
-
-@pytest.mark.parametrize("words, level", [(FUNCTION, "syntax"), (SUFFIX, "morphology"),
-                                          (["make", "making", "made", "run", "running", "runs",
-                                            "tree", "cloud"], "morphology"),
-                                          (RHYME, "phonology"),
-                                          (["th", "ng", "st", "ch", "sh", "tree"], "phonology"),
-                                          (ANIMALS, "semantics"), (MATH, "semantics")])
-def test_offline_level(words, level):
-    assert OfflineLabeller().label_one(words).level == level
-
-
-def test_offline_runs_are_identical_and_threshold_applies():
-    labels = OfflineLabeller().label([MATH, CODE, ANIMALS], runs=3)
-    assert [len(x) for x in labels] == [3, 3, 3]
-    assert all(len(set(x)) == 1 for x in labels)
-    assert "number" in labels[0][0].description
-    # two math words among fifty stay below the 10% share
-    diluted = ["number", "sum"] + [f"word{i}x" for i in range(48)]
-    assert OfflineLabeller().label_one(diluted).category == "none"
-    assert OfflineLabeller(min_share=0.02).label_one(diluted).category == "math"
 
 
 # -- parsing and cache -------------------------------------------------------------------------

@@ -106,13 +106,22 @@ def _orthonormal_rows(r, d, seed):
     return q.T.contiguous()                                                   # [r, d]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_screened_top_words_equal_plain_float32(seed):
+@pytest.mark.parametrize("seed, block, n_words", [(0, 1, 3000), (1, 8, 3001), (2, 32, 9000),
+                                                  (3, 8, 2048)])
+def test_screened_top_words_equal_plain_float32(seed, block, n_words):
     gen = torch.Generator().manual_seed(100 + seed)
-    words = unit_rows(torch.randn(3000, 64, generator=gen))
+    words = unit_rows(torch.randn(n_words, 64, generator=gen))
     comps = _orthonormal_rows(40, 64, seed)
+    if seed == 3:            # the best words of component 0 fall into the same few groups
+        best_first = (words @ comps[0]).abs().argsort(descending=True)
+        groups = -(-n_words // block)
+        slot = torch.arange(n_words)
+        order = torch.empty_like(best_first)
+        order[(slot % block) * groups + slot // block] = best_first
+        words = words[order]
     plain = CosineTopWords(words, screen=False)
-    screened = CosineTopWords(words, screen=True, candidates=64)
+    screened = CosineTopWords(words, screen=True, candidates=64, block=block)
+    assert len(screened.coarse) % block == 0 and len(screened.coarse) - n_words < block
     assert screened.coarse is not None and plain.coarse is None
     idx_p, cos_p = plain(comps, 20)
     idx_s, cos_s = screened(comps, 20)
@@ -137,12 +146,31 @@ def test_screen_falls_back_where_it_cannot_prove_the_top_words():
     torch.testing.assert_close(cos_s, cos_p, atol=1e-6, rtol=0)
 
 
+def test_screen_tries_more_candidates_before_the_full_product(monkeypatch):
+    """Component 0's best 80 words are near-copies of one vector (their coarse |cos| agree to
+    bfloat16 rounding), so 64 candidates prove nothing; 512 do, without the float32 product."""
+    gen = torch.Generator().manual_seed(11)
+    words = torch.randn(6000, 32, generator=gen)
+    comps = _orthonormal_rows(6, 32, 12)
+    words[:80] = comps[0] * 3 + 1e-3 * torch.randn(80, 32, generator=gen)
+    words = unit_rows(words)
+    screened = CosineTopWords(words, screen=True, candidates=64, block=4)
+    plain_rows = []
+    full = screened._plain
+    monkeypatch.setattr(screened, "_plain", lambda c, k: plain_rows.append(len(c)) or full(c, k))
+    idx_s, cos_s = screened(comps, 30)
+    idx_p, cos_p = CosineTopWords(words, screen=False)(comps, 30)
+    assert screened.recomputed >= 1 and plain_rows == []
+    torch.testing.assert_close(cos_s, cos_p, atol=1e-6, rtol=0)
+    assert set(idx_s[0].tolist()) <= set(range(80))
+
+
 def test_bfloat16_error_bound_holds_for_every_pair():
     gen = torch.Generator().manual_seed(7)
     words = unit_rows(torch.randn(2000, 96, generator=gen))
     comps = unit_rows(torch.randn(50, 96, generator=gen))
     screen = CosineTopWords(words, screen=True)
-    coarse = (comps.bfloat16() @ screen.coarse.T).float()
+    coarse = (comps.bfloat16() @ screen.coarse[:len(words)].T).float()
     comp_error = (comps - comps.bfloat16().float()).norm(dim=1, keepdim=True)
     exact = comps.double() @ words.double().T
     # |true| <= |coarse| / (1 - 2^-8) + the rounding terms, as CosineTopWords assumes

@@ -6,8 +6,9 @@ Every labeller has one method, ``label(components, runs) -> list[list[ConceptLab
 component, one :class:`ConceptLabel` per run. Categories are :data:`CATEGORIES` (user tasks,
 "none" when the concept serves none of them), levels are :data:`LEVELS`.
 
-- :class:`OfflineLabeller`: rule-based and deterministic (lexicons and string heuristics written
-  here); no model, no network. Every run gives the same label.
+- :class:`~tunescope.analyses.offline_labeller.OfflineLabeller` (its own module): rule-based
+  and deterministic (lexicons and string heuristics written there); no model, no network.
+  Every run gives the same label.
 - :class:`LLMLabeller`: the study's protocol with a chat model: (1) describe the concept from the
   top 15 words, (2) pick a user task, (3) pick a linguistic level; answers parsed robustly and
   cached. Backends: :class:`OpenAIChat` (any OpenAI-compatible server, over HTTP with urllib) and
@@ -16,7 +17,6 @@ component, one :class:`ConceptLabel` per run. Categories are :data:`CATEGORIES` 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.client
 import json
@@ -26,7 +26,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,258 +63,6 @@ class Labeller(Protocol):
 
     def label(self, components: list[list[str]], runs: int = 1) -> list[list[ConceptLabel]]:
         ...
-
-
-# --------------------------------------------------------------------------------------------
-# Offline, rule-based labeller
-# --------------------------------------------------------------------------------------------
-
-CATEGORY_LEXICONS: dict[str, frozenset[str]] = {
-    "writing": frozenset("""
-        write writer writes writing written wrote essay story poem poetry poet novel fiction
-        narrative narrator paragraph sentence prose author chapter article blog headline draft
-        editor editing plot character tale verse rhyme lyric lyrics literature literary compose
-        composition describe description summary summarize summarise outline manuscript publish
-        journal diary memoir biography screenplay dialogue stanza metaphor genre reader book
-        """.split()),
-    "math": frozenset("""
-        math maths mathematics mathematical number sum equation calculate calculation calculator
-        compute arithmetic algebra geometry calculus theorem proof formula integer fraction
-        decimal percent percentage multiply multiplication divide division subtract subtraction
-        add addition plus minus equal equals ratio probability statistics average median variance
-        derivative integral matrix vector polynomial prime digit solve angle triangle circle
-        radius zero two three four five six seven eight nine ten hundred thousand million billion
-        quantity infinity logarithm exponent function variable
-        """.split()),
-    "coding": frozenset("""
-        code coding coder programming programmer software function variable python java
-        javascript typescript html css sql json xml api array boolean loop compile compiler
-        debug debugging bug syntax script module import def lambda null int float char void
-        const var async await struct enum interface git github repository database query
-        algorithm parameter recursion iterate iterator runtime console bash linux unix http url
-        regex implement implementation deploy backend frontend
-        """.split()),
-    "translation": frozenset("""
-        translate translation translator translated language bilingual multilingual english
-        french spanish german italian portuguese chinese japanese korean russian arabic hindi
-        dutch greek latin turkish polish swedish vietnamese thai hebrew persian mandarin
-        cantonese dialect vocabulary foreign fluent interpreter idiom
-        le la les des est une und der das ist nicht ein eine el los las por para que con una
-        il che della sono
-        """.split()),
-}
-"""Words typical of each user task (the offline labeller's evidence, beside string heuristics:
-numbers and math symbols count for math, identifier-like strings for coding, accented or
-non-Latin words for translation). Words common in general text (times, class, return, server)
-are left out: they would label ordinary concepts as tasks."""
-
-FUNCTION_WORDS = frozenset("""
-    a an the this that these those some any each every either neither no all both few many much
-    more most other another such what which who whom whose where when why how whether if then
-    than because since though although unless until while as so but and or nor yet for of to in
-    on at by with from into onto upon about above below under over between among through during
-    before after against without within along across behind beyond toward towards around near
-    i me my mine we us our ours you your yours he him his she her hers it its they them their
-    theirs myself yourself himself herself itself ourselves themselves one ones
-    is am are was were be been being have has had having do does did doing will would shall
-    should can could may might must ought not n't 's 're 've 'd 'll 'm there here also just only
-    very too even still already ever never always often again once
-    """.split())
-"""Closed-class (grammatical) words: evidence for the syntax level."""
-
-PHONOLOGY_WORDS = frozenset("""
-    sound sounds rhyme rhymes rhyming vowel vowels consonant consonants syllable syllables
-    pronounce pronounced pronunciation phonetic phonetics accent stress tone letter letters
-    alphabet spelling spell spelled
-    """.split())
-"""Words about sounds and letters: evidence for the phonology level."""
-
-SUFFIXES = ("ation", "ition", "ions", "tion", "sion", "ness", "ment", "ments", "able", "ible",
-            "ings", "ing", "ised", "ized", "ize", "ise", "ful", "less", "ous", "ive", "ity",
-            "ism", "ist", "ists", "est", "ers", "ly", "ed", "er", "es", "al", "s")
-"""Inflectional and derivational suffixes (longest first where they overlap)."""
-
-_GROUP_SUFFIXES = tuple(s for s in SUFFIXES if len(s) >= 2 and s not in ("es", "er", "al"))
-_VOWELS = frozenset("aeiouy")
-_MATH_SYMBOLS = set("+-*/=^%<>≤≥±×÷√π∑∫∞")
-_CODE_MARKS = ("_", "()", "{", "}", "[]", "=>", "->", "::", "==", "!=", ";", "#", "</", "/>", "$")
-
-
-def _norm(word: str) -> str:
-    return word.strip().lower()
-
-
-@functools.lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """A crude stem: ``word`` without one common suffix (or a final "e"), kept >= 3 letters."""
-    for suffix in ("ational", "ations", "ation", "ically", "ical", "ics", "ings", "ing", "ions",
-                   "ion", "ors", "or", "ers", "er", "ed", "es", "ly", "ic", "al", "s", "e"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[:-len(suffix)]
-    return word
-
-
-def _is_number(w: str) -> bool:
-    return bool(re.fullmatch(r"[-+]?\d+([.,]\d+)*%?", w))
-
-
-def _category_hit(category: str, raw: str) -> bool:
-    """Whether the word ``raw`` is evidence for ``category``."""
-    w = _norm(raw)
-    if not w:
-        return False
-    lexicon = CATEGORY_LEXICONS[category]
-    if w in lexicon or (w.endswith("s") and w[:-1] in lexicon) or (
-            w.endswith("es") and w[:-2] in lexicon):
-        return True
-    if category == "math":
-        return _is_number(w) or (all(c in _MATH_SYMBOLS for c in w))
-    if category == "coding":
-        s = raw.strip()
-        return (any(m in s for m in _CODE_MARKS) and any(c.isalpha() for c in s)) or bool(
-            re.fullmatch(r"[a-z]+[A-Z]\w*|\.[a-z]{1,4}", s))
-    if category == "translation":
-        return any(c.isalpha() and not c.isascii() for c in w)
-    return False
-
-
-@functools.lru_cache(maxsize=262144)
-def _word_info(raw: str) -> tuple[str, str, tuple[str, ...]]:
-    """``raw`` stripped, normalised, and the tasks of :data:`CATEGORY_LEXICONS` it is evidence
-    for, in order (cached: a vocabulary's words recur across components)."""
-    return raw.strip(), _norm(raw), tuple(c for c in CATEGORY_LEXICONS if _category_hit(c, raw))
-
-
-def _inflection_bases(word: str) -> tuple[str, ...]:
-    """Words that ``word`` may inflect: ``word`` without one of :data:`SUFFIXES` (base kept
-    >= 3 letters), that base plus "e", or the base with a doubled final letter undone."""
-    out = []
-    for suffix in SUFFIXES:
-        if not word.endswith(suffix) or len(word) - len(suffix) < 3:
-            continue
-        base = word[:-len(suffix)]
-        for a in (base, base + "e", base[:-1] if base[-1] == base[-2] else None):
-            if a and a != word:
-                out.append(a)
-    return tuple(out)
-
-
-def _group_suffixes_of(word: str) -> tuple[str, ...]:
-    """The suffixes of :data:`_GROUP_SUFFIXES` that ``word`` ends in (stem kept >= 3 letters)."""
-    return tuple(s for s in _GROUP_SUFFIXES if word.endswith(s) and len(word) - len(s) >= 3)
-
-
-@functools.lru_cache(maxsize=4096)
-def _overlaps_suffix(end: str) -> bool:
-    return any(end.endswith(s) or s.endswith(end) for s in _GROUP_SUFFIXES)
-
-
-@functools.lru_cache(maxsize=262144)
-def _level_features(w: str) -> tuple:
-    """What one normalised word contributes to :func:`_level_scores`: (alphabetic, syntax
-    evidence, phonology evidence by itself, stem, final three letters ("" unless alphabetic
-    with >= 4 letters), group suffixes, inflection bases); cached like :func:`_word_info`."""
-    alpha = w.isalpha()
-    syntax = w in FUNCTION_WORDS or (bool(w) and not any(c.isalnum() for c in w))
-    phon = w in PHONOLOGY_WORDS or (alpha and w not in FUNCTION_WORDS and (
-        len(w) <= 2 or (len(w) <= 4 and not set(w) & _VOWELS)))
-    if not alpha:
-        return False, syntax, phon, "", "", (), ()
-    return (True, syntax, phon, stem(w), w[-3:] if len(w) >= 4 else "", _group_suffixes_of(w),
-            _inflection_bases(w))
-
-
-def _level_scores(words: list[str]) -> dict[str, tuple[float, list[str]]]:
-    """Share of ``words`` (normalised) that are evidence for phonology, morphology and syntax,
-    with the evidence words.
-
-    Morphology: alphabetic words sharing a stem, a word of the set inflecting another
-    (make -> making, run -> running), or a group of at least max(3, 15% of the words) sharing
-    a suffix. Phonology: sound words, short or vowel-less alphabetic fragments, and groups of
-    three or more words sharing their final three letters (rhymes) where those letters are not
-    a suffix, morphology evidence excluded. Syntax: function words and punctuation."""
-    n = max(len(words), 1)
-    feats = [(w, _level_features(w)) for w in words]
-    syntax = [w for w, f in feats if f[1]]
-    phon = {w for w, f in feats if f[2]}
-    alpha = [(w, f) for w, f in feats if f[0]]
-    alpha_set = {w for w, _ in alpha}
-    morph: set[str] = set()
-    by_stem, groups, endings = defaultdict(set), defaultdict(set), defaultdict(list)
-    for w, f in alpha:
-        by_stem[f[3]].add(w)
-        for suffix in f[5]:
-            groups[suffix].add(w)
-        if f[4]:
-            endings[f[4]].append(w)
-        for base in f[6]:
-            if base in alpha_set:
-                morph |= {base, w}
-    min_group = max(3, round(0.15 * n))
-    for group in by_stem.values():
-        if len(group) >= 2:
-            morph |= group
-    for group in groups.values():
-        if len(group) >= min_group:
-            morph |= group
-    for end, ending_words in endings.items():
-        if len(ending_words) >= 3 and not _overlaps_suffix(end):
-            phon |= {w for w in ending_words if w not in morph}
-    return {"phonology": (len(phon) / n, sorted(phon)),
-            "morphology": (len(morph) / n, sorted(morph)),
-            "syntax": (len(syntax) / n, syntax)}
-
-
-class OfflineLabeller:
-    """Rule-based labels from a component's top words; deterministic (N runs give N equal
-    labels), no model, no network.
-
-    Category: each word is evidence for a task when it (or its singular) is in that task's
-    lexicon (:data:`CATEGORY_LEXICONS`) or matches the task's string heuristic (numbers and
-    math symbols; identifier-like strings such as ``snake_case``, ``camelCase``, ``.py`` or
-    code punctuation; accented or non-Latin words). The task with the largest share of evidence
-    words wins when that share is at least ``min_share`` and at least ``min_hits`` words; else
-    "none". Ties go to the task listed first in :data:`CATEGORIES`.
-
-    Level: phonology (sound words, short fragments or vowel-less pieces, groups of three or more
-    words sharing a final three letters that are not a suffix: rhymes), morphology (words
-    sharing a stem, one word inflecting another, or a group of words sharing a suffix),
-    syntax (function words, punctuation). The level with the largest share wins when it is at
-    least ``level_share``; otherwise the concept is semantic (content words). Ties go to the
-    level listed first in :data:`LEVELS`.
-    """
-
-    name = "offline"
-
-    def __init__(self, min_share: float = 0.1, min_hits: int = 2, level_share: float = 0.3):
-        self.min_share, self.min_hits, self.level_share = min_share, min_hits, level_share
-
-    def label_one(self, words: Sequence[str]) -> ConceptLabel:
-        """The label of one component from its top ``words``."""
-        infos = [_word_info(w) for w in words]
-        infos = [info for info in infos if info[0]]
-        n = max(len(infos), 1)
-        hits: dict[str, list[str]] = {c: [] for c in CATEGORY_LEXICONS}
-        for stripped, _, categories in infos:
-            for c in categories:
-                hits[c].append(stripped)
-        best = max(CATEGORY_LEXICONS, key=lambda c: len(hits[c]))
-        count = len(hits[best])
-        category = best if count >= self.min_hits and count / n >= self.min_share else "none"
-        scores = _level_scores([info[1] for info in infos])
-        top_level = max(("phonology", "morphology", "syntax"), key=lambda lv: scores[lv][0])
-        level = top_level if scores[top_level][0] >= self.level_share else "semantics"
-        evidence = hits[best] if category != "none" else []
-        level_evidence = scores[level][1] if level != "semantics" else []
-        description = f"{category}" + (f" ({count}/{n}: {', '.join(evidence[:5])})" if evidence
-                                        else "")
-        description += f"; {level}" + (f" ({', '.join(level_evidence[:5])})" if level_evidence
-                                       else "")
-        return ConceptLabel(category, level, description)
-
-    def label(self, components: list[list[str]], runs: int = 1) -> list[list[ConceptLabel]]:
-        """Per component, ``runs`` identical labels (see class docstring)."""
-        return [[lab] * runs for lab in map(self.label_one, components)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from tunescope.result import Result, fingerprint, provenance
 class FFNConceptsConfig:
     """W3 settings: ``rank`` components described (and labelled) per layer; ``top_words`` words
     per component; ``layers``: None for all; ``labeller``: ``"offline"`` (the rule-based
-    :class:`~tunescope.analyses.concept_labels.OfflineLabeller`) or ``"none"`` (an LLM labeller
+    :class:`~tunescope.analyses.offline_labeller.OfflineLabeller`) or ``"none"`` (an LLM labeller
     is passed to :func:`ffn_concepts` as an object); ``runs``: labelling runs per component
     (the study's 5; the offline labeller gives the same label in every run)."""
 
@@ -92,27 +92,36 @@ class CosineTopWords:
     ``word_unit``: [n_words, d] unit rows. The plain way (``screen=False``) is one float32
     product [r, d] x [d, n_words] and one ``torch.topk`` per call. With ``screen`` (default:
     where :func:`bf16_matmul_is_faster`), a bfloat16 product screens the words first: per
-    component its ``candidates`` best by the coarse |cos|, the last of which has coarse value t,
-    get exact float32 cosines (gathered dot products). Any other word has coarse |cos| <= t, so
-    its true |cos| is at most t / (1 - 2^-8) (rounding of the bfloat16 result)
-    + |dc| |w| + |c| |dw| + |dc| |dw| (Cauchy-Schwarz on the inputs' rounding errors dc, dw,
-    measured here) + d 2^-23 (float32 accumulation). A component whose k-th exact |cos| exceeds
-    that bound has its top k proved; the others are recomputed the plain way (counted in
-    ``recomputed``). The answer equals the plain way's up to float32 rounding (~1e-7), which may
-    swap words whose |cos| agree to that precision.
+    component its m = ``candidates`` best by the coarse |cos|, the last of which has coarse
+    value t, get exact float32 cosines (gathered dot products). The m best are found among the
+    words of the m groups with the largest coarse peaks, the words split into groups of
+    ``block`` (word j in group j mod g, g = n_words / ``block`` rounded up, so that the peaks
+    are elementwise maxima of ``block`` contiguous slices): a top-k over g values, then one
+    over m x ``block``. A word outside the chosen groups is at most the m-th largest peak,
+    which is at most t, because the m chosen peaks are candidates themselves. So any word
+    that is no candidate has coarse |cos| <= t, and its true |cos| is at most t / (1 - 2^-8)
+    (rounding of the bfloat16 result) + |dc| |w| + |c| |dw| + |dc| |dw| (Cauchy-Schwarz on
+    the inputs' rounding errors dc, dw, measured here) + d 2^-23 (float32 accumulation). A
+    component whose k-th exact |cos| exceeds that bound has its top k proved. The others
+    (counted in ``recomputed``) are screened again from the same coarse row with 8x as many
+    candidates, as long as they are at most a quarter of the words, and computed the plain way
+    where even that proves nothing. The answer equals the plain way's up to float32 rounding
+    (~1e-7), which may swap words whose |cos| agree to that precision.
 
     Large intermediate matrices are written into buffers kept between calls, so the layers of
     a model do not pay for fresh memory (tens of MB) every time."""
 
     def __init__(self, word_unit: torch.Tensor, screen: bool | None = None,
-                 candidates: int = 96, chunk: int = 50):
+                 candidates: int = 96, chunk: int = 16, block: int = 16):
         self.exact = word_unit.detach().float().cpu().contiguous()
-        self.candidates, self.chunk = candidates, chunk
+        self.candidates, self.chunk, self.block = candidates, chunk, block
         self.coarse = None
         if screen if screen is not None else bf16_matmul_is_faster():
-            self.coarse = self.exact.bfloat16()
+            coarse = self.exact.bfloat16()
             self.word_norm = float(self.exact.norm(dim=1).max())
-            self.word_error = float((self.exact - self.coarse.float()).norm(dim=1).max())
+            self.word_error = float((self.exact - coarse.float()).norm(dim=1).max())
+            pad = torch.zeros(-len(coarse) % block, coarse.shape[1], dtype=coarse.dtype)
+            self.coarse = torch.cat([coarse, pad])              # [n_words rounded up, d]
         self.recomputed = 0
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -125,7 +134,9 @@ class CosineTopWords:
     def __call__(self, components: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``components`` [r, d] -> ``(indices [r, k'], signed cosines [r, k'])`` by decreasing
         |cos|, k' = min(k, n_words)."""
-        comp = unit_rows(components.detach().float().cpu())
+        # Row-major: LAPACK hands back Vh column-major, and a column-major left operand
+        # takes twice as long in the bfloat16 product.
+        comp = unit_rows(components.detach().float().cpu()).contiguous()
         n = self.exact.shape[0]
         k = min(k, n)
         m = max(self.candidates, 2 * k)
@@ -133,26 +144,51 @@ class CosineTopWords:
             return self._plain(comp, k)
         r, d = comp.shape
         comp_coarse = comp.bfloat16()
-        coarse = self._buffer("coarse", (r, n), torch.bfloat16)
-        torch.matmul(comp_coarse, self.coarse.T, out=coarse)                      # [r, n]
-        top = coarse.abs_().topk(m, dim=1)
+        coarse = self._buffer("coarse", (r, self.coarse.shape[0]), torch.bfloat16)
+        torch.matmul(comp_coarse, self.coarse.T, out=coarse).abs_()              # [r, padded]
+        coarse[:, n:] = -1.0                                   # padding never outranks a word
         comp_error = (comp - comp_coarse.float()).norm(dim=1)                     # [r]
-        bound = (top.values[:, -1].float() / (1 - 2.0 ** -8) + comp_error * self.word_norm
-                 + comp.norm(dim=1) * self.word_error + comp_error * self.word_error
-                 + d * 2.0 ** -23)                                                # [r]
+        # what rounding may add to a coarse |cos| (see the class docstring)
+        slack = (comp_error * self.word_norm + comp.norm(dim=1) * self.word_error
+                 + comp_error * self.word_error + d * 2.0 ** -23)                 # [r]
+        idx, val = torch.empty(r, k, dtype=torch.long), torch.empty(r, k)
+        todo = torch.arange(r)
+        while len(todo) and 4 * m <= n:
+            rows = coarse if len(todo) == r else coarse[todo]
+            got_idx, got_val, proved = self._screened(comp[todo], rows, slack[todo], k, m)
+            idx[todo[proved]], val[todo[proved]] = got_idx[proved], got_val[proved]
+            if len(todo) == r:
+                self.recomputed += int((~proved).sum())
+            todo, m = todo[~proved], 8 * m     # the unproved: again, with 8x the candidates
+        if len(todo):
+            idx[todo], val[todo] = self._plain(comp[todo], k)
+        return idx, val
+
+    def _screened(self, comp: torch.Tensor, coarse: torch.Tensor, slack: torch.Tensor, k: int,
+                  m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The top ``k`` words of each of the components ``comp`` [r, d] among the ``m`` best
+        by their coarse |cos| rows [r, padded]: (indices [r, k], cosines [r, k], proved [r])."""
+        r, d = comp.shape
+        padded = coarse.shape[1]
+        block = self.block if padded >= 4 * m * self.block else 1
+        groups = padded // block
+        peaks = coarse.view(r, block, groups).amax(dim=1)                        # [r, groups]
+        words = (peaks.topk(m, dim=1).indices[:, None, :]
+                 + groups * torch.arange(block)[:, None]).view(r, m * block)      # [r, m * block]
+        best_coarse = coarse.gather(1, words).topk(m, dim=1)
+        top_idx = words.gather(1, best_coarse.indices)                            # [r, m]
+        bound = best_coarse.values[:, -1].float() / (1 - 2.0 ** -8) + slack       # [r]
         cos = torch.empty(r, m)
-        for s in range(0, r, self.chunk):
-            e = min(s + self.chunk, r)
-            rows = self._buffer("rows", ((e - s) * m, d))
-            torch.index_select(self.exact, 0, top.indices[s:e].reshape(-1), out=rows)
+        chunk = max(1, self.chunk * self.candidates // m)
+        for s in range(0, r, chunk):
+            e = min(s + chunk, r)
+            rows = self._buffer("rows", (max(chunk * m, self.chunk * self.candidates) * d,))
+            rows = rows[:(e - s) * m * d].view((e - s) * m, d)
+            torch.index_select(self.exact, 0, top_idx[s:e].reshape(-1), out=rows)
             cos[s:e] = torch.bmm(rows.view(e - s, m, d), comp[s:e, :, None])[..., 0]
         best = cos.abs().topk(k, dim=1)
-        idx, val = top.indices.gather(1, best.indices), cos.gather(1, best.indices)
-        failed = (best.values[:, -1] <= bound).nonzero().flatten()
-        if len(failed):
-            self.recomputed += len(failed)
-            idx[failed], val[failed] = self._plain(comp[failed], k)
-        return idx, val
+        return (top_idx.gather(1, best.indices), cos.gather(1, best.indices),
+                best.values[:, -1] > bound)
 
     def _plain(self, comp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (comp.shape[0], self.exact.shape[0])
@@ -231,7 +267,7 @@ def _make_labeller(name: str):
     if name == "none":
         return None
     if name == "offline":
-        from tunescope.analyses.concept_labels import OfflineLabeller
+        from tunescope.analyses.offline_labeller import OfflineLabeller
         return OfflineLabeller()
     raise TunescopeError(f"unknown labeller '{name}'; choose 'offline' or 'none' "
                          "(pass an LLMLabeller object for an LLM)")
@@ -262,15 +298,18 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
         labeller = _make_labeller(config.labeller)
     decompositions = []
     with torch.no_grad(), progress(2 * len(layers), f"{lm.name}: ffn concepts") as bar:
-        # The tokenizer (Rust threads, no lock held) encodes the vocabulary while the SVDs run:
-        # LAPACK's SVD keeps two cores only partly busy.
-        with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as pool:
+        # The tokenizer (Rust threads, no lock held) encodes the vocabulary, and the labeller
+        # works out its per-word rules, while the SVDs run: LAPACK's SVD keeps two cores only
+        # partly busy (and holds no lock either).
+        with ThreadPoolExecutor(2, thread_name_prefix="vocabulary") as pool:
             token_ids = pool.submit(word_token_ids, lm, words)
+            prepared = pool.submit(getattr(labeller, "prepare", lambda words: None), words)
             for layer in layers:
                 comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
                 decompositions.append((comps[:min(config.rank, comps.shape[0])], explained))
                 bar.advance()
             ids = token_ids.result()
+            prepared.result()
         top_words = CosineTopWords(unit_rows(word_vectors(lm, words, "unembed", ids=ids)))
         vocab = np.array(words, dtype=object)
         idx_parts, cos_parts = [], []
