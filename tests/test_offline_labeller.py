@@ -143,12 +143,3 @@ def test_vectorised_labels_equal_the_reference_on_real_vocabulary():
     assert {x.level for x in labels} == {"phonology", "morphology", "syntax", "semantics"}
     assert len({x.category for x in labels}) >= 3
 
-
-def test_prepared_vocabulary_gives_the_same_labels():
-    components = [MATH, RHYME + ["The", "the"], SUFFIX, FUNCTION, ["", "dog", "make", "making"]]
-    plain = OfflineLabeller().label_all(components)
-    prepared = OfflineLabeller()
-    prepared.prepare(TRICKY + ["dog", "unused"])
-    assert prepared.label_all(components) == plain
-    assert prepared.label_all([["dog", "not in the vocabulary"]]) == OfflineLabeller().label_all(
-        [["dog", "not in the vocabulary"]])

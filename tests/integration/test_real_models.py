@@ -98,3 +98,15 @@ def test_second_load_is_fast_and_marker_is_complete(gemma):
     again = load("gemma-3-270m")
     assert time.perf_counter() - start < 60  # seconds, not the minute of dequantisation
     assert again.anatomy.n_layers == 18
+
+
+@pytest.mark.parametrize("which", ["gemma", "smollm"])
+def test_word_token_ids_equal_the_tokenizer_call(which, request):
+    """The backend's offset-free batch encoding gives the tokenizer's own ids on real words."""
+    import tunescope
+    from tunescope.analyses.word_vectors import word_token_ids
+
+    lm = request.getfixturevalue(which)
+    words = list(tunescope.data.frequent_words(3000).words) + ["naïve", "日本", "e-mail", "U.S."]
+    expected = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    assert word_token_ids(lm, words) == expected

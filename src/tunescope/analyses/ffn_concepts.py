@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,7 @@ import pandas as pd
 import torch
 
 from tunescope.analyses.registry import register
-from tunescope.analyses.word_vectors import unit_rows, word_token_ids, word_vectors
+from tunescope.analyses.word_vectors import unit_rows, word_vectors
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
@@ -117,11 +116,15 @@ class CosineTopWords:
         self.candidates, self.chunk, self.block = candidates, chunk, block
         self.coarse = None
         if screen if screen is not None else bf16_matmul_is_faster():
-            coarse = self.exact.bfloat16()
-            self.word_norm = float(self.exact.norm(dim=1).max())
-            self.word_error = float((self.exact - coarse.float()).norm(dim=1).max())
-            pad = torch.zeros(-len(coarse) % block, coarse.shape[1], dtype=coarse.dtype)
-            self.coarse = torch.cat([coarse, pad])              # [n_words rounded up, d]
+            n, d = self.exact.shape
+            self.coarse = torch.zeros(n + -n % block, d, dtype=torch.bfloat16)  # [n rounded up, d]
+            self.word_norm = self.word_error = 0.0
+            for s in range(0, n, 4096):            # in slices that stay in the CPU's cache
+                exact, coarse = self.exact[s:s + 4096], self.coarse[s:min(s + 4096, n)]
+                coarse.copy_(exact)
+                self.word_norm = max(self.word_norm, float(exact.norm(dim=1).max()))
+                self.word_error = max(self.word_error,
+                                      float((exact - coarse.float()).norm(dim=1).max()))
         self.recomputed = 0
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -298,19 +301,11 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
         labeller = _make_labeller(config.labeller)
     decompositions = []
     with torch.no_grad(), progress(2 * len(layers), f"{lm.name}: ffn concepts") as bar:
-        # The tokenizer (Rust threads, no lock held) encodes the vocabulary, and the labeller
-        # works out its per-word rules, while the SVDs run: LAPACK's SVD keeps two cores only
-        # partly busy (and holds no lock either).
-        with ThreadPoolExecutor(2, thread_name_prefix="vocabulary") as pool:
-            token_ids = pool.submit(word_token_ids, lm, words)
-            prepared = pool.submit(getattr(labeller, "prepare", lambda words: None), words)
-            for layer in layers:
-                comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
-                decompositions.append((comps[:min(config.rank, comps.shape[0])], explained))
-                bar.advance()
-            ids = token_ids.result()
-            prepared.result()
-        top_words = CosineTopWords(unit_rows(word_vectors(lm, words, "unembed", ids=ids)))
+        for layer in layers:
+            comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
+            decompositions.append((comps[:min(config.rank, comps.shape[0])], explained))
+            bar.advance()
+        top_words = CosineTopWords(unit_rows(word_vectors(lm, words, "unembed")))
         vocab = np.array(words, dtype=object)
         idx_parts, cos_parts = [], []
         for layer, (comps, explained) in zip(layers, decompositions):
@@ -341,11 +336,14 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
     if labeller is not None:
         labels = labeller.label([list(vocab[row]) for idx in idx_parts for row in idx],
                                 config.runs)
-        rows = [{"layer": layer, "component": c, "run": run, "category": lab.category,
-                 "level": lab.level, "description": lab.description}
-                for (layer, c), per_run in zip(keys, labels) for run, lab in enumerate(per_run)]
-        table = pd.DataFrame(rows, columns=["layer", "component", "run", "category", "level",
-                                            "description"])
+        runs = [len(per_run) for per_run in labels]
+        flat = [lab for per_run in labels for lab in per_run]
+        table = pd.DataFrame({
+            "layer": np.repeat([layer for layer, _ in keys], runs).astype(np.int64),
+            "component": np.repeat([c for _, c in keys], runs).astype(np.int64),
+            "run": np.concatenate([np.arange(n) for n in runs] or [[]]).astype(np.int64),
+            "category": [lab.category for lab in flat], "level": [lab.level for lab in flat],
+            "description": [lab.description for lab in flat]})
         tables["labels"] = table
         summary["labeller"] = getattr(labeller, "name", type(labeller).__name__)
         summary["category_shares"] = table["category"].value_counts(normalize=True).to_dict()

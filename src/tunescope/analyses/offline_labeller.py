@@ -11,9 +11,11 @@ what makes labelling thousands of components take a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -98,7 +100,8 @@ _NUMBER = re.compile(r"[-+]?\d+([.,]\d+)*%?")
 _IDENTIFIER = re.compile(r"[a-z]+[A-Z]\w*|\.[a-z]{1,4}")
 _STEM_SUFFIXES = ("ational", "ations", "ation", "ically", "ical", "ics", "ings", "ing", "ions",
                   "ion", "ors", "or", "ers", "er", "ed", "es", "ly", "ic", "al", "s", "e")
-_LEXICON = {w: tuple(c for c in TASKS if w in CATEGORY_LEXICONS[c])
+_BIT = {c: 1 << k for k, c in enumerate(TASKS)}
+_LEXICON = {w: sum(_BIT[c] for c in TASKS if w in CATEGORY_LEXICONS[c])
             for w in set().union(*CATEGORY_LEXICONS.values())}
 _LEVEL_ORDER = ("phonology", "morphology", "syntax")      # ties go to the first
 _ROWS = 2048                                              # components per block of array work
@@ -114,36 +117,42 @@ def stem(word: str) -> str:
     return word
 
 
+def _task_bits(raw: str) -> int:
+    """:func:`word_tasks` as bits (bit k: ``TASKS[k]``)."""
+    s = raw.strip()
+    w = s.lower()
+    if not w:
+        return 0
+    bits = _LEXICON.get(w, 0)
+    if w[-1] == "s":
+        bits |= _LEXICON.get(w[:-1], 0)
+        if w[-2:] == "es":
+            bits |= _LEXICON.get(w[:-2], 0)
+    if _NUMBER.fullmatch(w) or set(w) <= _MATH_SYMBOLS:
+        bits |= _BIT["math"]
+    if (_CODE_MARKS.search(s) and any(c.isalpha() for c in s)) or _IDENTIFIER.fullmatch(s):
+        bits |= _BIT["coding"]
+    if not w.isascii() and any(c.isalpha() and not c.isascii() for c in w):
+        bits |= _BIT["translation"]
+    return bits
+
+
 def word_tasks(raw: str) -> tuple[str, ...]:
     """The user tasks of :data:`TASKS` (in that order) that the word ``raw`` is evidence for:
     the word stripped and in lower case, or its singular (without a final "s" or "es"), is in
     the task's lexicon, or it matches the task's string heuristic (math: a number, or math
     symbols only; coding: code punctuation beside a letter, camelCase, or a file extension;
     translation: a non-ASCII letter)."""
-    s = raw.strip()
-    w = s.lower()
-    if not w:
-        return ()
-    hits = set(_LEXICON.get(w, ()))
-    if w.endswith("s"):
-        hits.update(_LEXICON.get(w[:-1], ()))
-        if w.endswith("es"):
-            hits.update(_LEXICON.get(w[:-2], ()))
-    if _NUMBER.fullmatch(w) or set(w) <= _MATH_SYMBOLS:
-        hits.add("math")
-    if (_CODE_MARKS.search(s) and any(c.isalpha() for c in s)) or _IDENTIFIER.fullmatch(s):
-        hits.add("coding")
-    if not w.isascii() and any(c.isalpha() and not c.isascii() for c in w):
-        hits.add("translation")
-    return tuple(c for c in TASKS if c in hits)
+    bits = _task_bits(raw)
+    return tuple(c for c in TASKS if bits & _BIT[c])
 
 
 def inflection_bases(word: str) -> tuple[str, ...]:
     """Words that ``word`` may inflect: ``word`` without one of :data:`SUFFIXES` (base kept
     >= 3 letters), that base plus "e", or the base with a doubled final letter undone."""
-    out = []
     if not word.endswith(SUFFIXES):
         return ()
+    out = []
     for suffix in SUFFIXES:
         if not word.endswith(suffix) or len(word) - len(suffix) < 3:
             continue
@@ -190,10 +199,23 @@ def word_row(raw: str) -> tuple:
     stripped = raw.strip()
     norm = stripped.lower()
     f = level_features(norm)
-    hits = word_tasks(raw)
-    tasks = sum(1 << k for k, c in enumerate(TASKS) if c in hits)
-    return (stripped, norm, tasks, f[0], f[1], f[2], f[3], f[4],
+    return (stripped, norm, _task_bits(raw), f[0], f[1], f[2], f[3], f[4],
             sum(_SUFFIX_BIT[s] for s in f[5]), f[6])
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused for a burst of allocations that make no reference
+    cycles (tuples and lists of strings and numbers, freed by reference counting as usual):
+    with a model loaded, each full collection would walk its hundreds of thousands of
+    objects, which took as long as the rules themselves."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _ids(values, keep=None) -> np.ndarray:
@@ -279,14 +301,6 @@ class OfflineLabeller:
 
     def __init__(self, min_share: float = 0.1, min_hits: int = 2, level_share: float = 0.3):
         self.min_share, self.min_hits, self.level_share = min_share, min_hits, level_share
-        self._prepared: tuple[dict[str, int], _WordTable] | None = None
-
-    def prepare(self, words: Sequence[str]) -> None:
-        """Work out the per-word rules of the vocabulary that components will be drawn from,
-        ahead of labelling (e.g. in a thread while something else runs); components with a
-        word outside it are still labelled, at the cost of doing the per-word work then."""
-        index = {w: u for u, w in enumerate(dict.fromkeys(words))}
-        self._prepared = index, _WordTable(list(index))
 
     def label_one(self, words: Sequence[str]) -> ConceptLabel:
         """The label of one component from its top ``words``."""
@@ -298,15 +312,16 @@ class OfflineLabeller:
 
     def label_all(self, components: Sequence[Sequence[str]]) -> list[ConceptLabel]:
         """One label per component (its top words, most related first)."""
+        with _cyclic_gc_paused():
+            return self._label_all(components)
+
+    def _label_all(self, components: Sequence[Sequence[str]]) -> list[ConceptLabel]:
         flat = [w for words in components for w in words]
-        index, table = self._prepared or ({}, None)
-        found = [index.get(w, -1) for w in flat]
-        if table is None or -1 in found:
-            index = {w: u for u, w in enumerate(dict.fromkeys(flat))}
-            table, found = _WordTable(list(index)), [index[w] for w in flat]
+        index = {w: u for u, w in enumerate(dict.fromkeys(flat))}
+        table = _WordTable(list(index))
         sizes = np.array([len(words) for words in components], dtype=np.int64)
         ids = np.full((len(components), max(sizes.max(initial=0), 1)), len(index))  # padding
-        ids[np.arange(ids.shape[1]) < sizes[:, None]] = found
+        ids[np.arange(ids.shape[1]) < sizes[:, None]] = [index[w] for w in flat]
         labels = []
         for start in range(0, len(components), _ROWS):
             labels += self._label_ids(table, ids[start:start + _ROWS])

@@ -16,12 +16,14 @@ from tunescope.models.lm import LM
 def word_token_ids(lm: LM, words: Sequence[str]) -> list[list[int]]:
     """Token ids of each word as it appears after a space (no special tokens).
 
-    A fast tokenizer's backend encodes the batch directly (the ids are the same as the
-    tokenizer's own call, which spends most of its time building per-word encodings)."""
+    A fast tokenizer's backend encodes the batch directly, without character offsets where it
+    can (``encode_batch_fast``); the ids are the same as the tokenizer's own call, which
+    spends most of its time building per-word encodings."""
     texts = [" " + w for w in words]
     backend = getattr(lm.tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
     return lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
