@@ -110,3 +110,47 @@ def test_word_token_ids_equal_the_tokenizer_call(which, request):
     words = list(tunescope.data.frequent_words(3000).words) + ["naïve", "日本", "e-mail", "U.S."]
     expected = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
     assert word_token_ids(lm, words) == expected
+
+
+@pytest.mark.parametrize("which", ["gemma", "smollm"])
+def test_prepared_directory_lists_the_added_tokens(which, request):
+    """The prepared tokenizer_config.json names every added token, as the tokenizer has them
+    (so transformers does not parse tokenizer.json a second time on each load)."""
+    lm = request.getfixturevalue(which)
+    directory = bundled.model_dir(lm.name)
+    assert bundled.prepared_metadata(directory)["format"] == bundled.FORMAT
+    config = json.loads((directory / "tokenizer_config.json").read_text())
+    listed = {int(i): t["content"] for i, t in config["added_tokens_decoder"].items()}
+    assert listed == {i: t.content for i, t in lm.tokenizer.added_tokens_decoder.items()}
+    assert len(listed) > 10
+
+
+def test_directory_of_an_earlier_format_is_upgraded_in_place(tmp_path, monkeypatch, smollm):
+    """A cache prepared before format 2 (no added tokens in tokenizer_config.json, no format
+    in the marker) is upgraded by the next load, without preparing again, and tokenises the
+    same."""
+    name = "smollm2-135m-instruct"
+    source = bundled.model_dir(name)
+    old = tmp_path / "models" / name
+    old.mkdir(parents=True)
+    for f in source.iterdir():
+        if f.name == "model.safetensors":
+            (old / f.name).symlink_to(f)
+        else:
+            (old / f.name).write_bytes(f.read_bytes())
+    config = json.loads((old / "tokenizer_config.json").read_text())
+    del config["added_tokens_decoder"]
+    (old / "tokenizer_config.json").write_text(json.dumps(config))
+    meta = json.loads((old / bundled.MARKER).read_text())
+    del meta["format"]
+    (old / bundled.MARKER).write_text(json.dumps(meta))
+    monkeypatch.setenv("TUNESCOPE_CACHE", str(tmp_path))
+
+    upgraded = load(name)
+    assert bundled.prepared_metadata(old)["format"] == bundled.FORMAT
+    assert "added_tokens_decoder" in json.loads((old / "tokenizer_config.json").read_text())
+    assert (old / "model.safetensors").is_symlink()                  # not prepared again
+    texts = PROMPTS + ["<|im_start|>user\nHi<|im_end|>", "naïve café 日本語"]
+    assert [upgraded.tokenizer(t)["input_ids"] for t in texts] == [
+        smollm.tokenizer(t)["input_ids"] for t in texts]
+    assert upgraded.tokenizer.all_special_tokens == smollm.tokenizer.all_special_tokens

@@ -36,13 +36,18 @@ def depth_group(layer, n_layers: int, n_groups: int):
     return np.minimum((np.asarray(layer) * n_groups) // n_layers, n_groups - 1)
 
 
-def _unpaired_share(base: np.ndarray, tuned: np.ndarray) -> tuple[float, int]:
-    """P(X > Y) / P(X != Y) for X from ``tuned`` and Y from ``base`` (all units of a group)."""
-    xs, xc = np.unique(tuned, return_counts=True)
-    ys, yc = np.unique(base, return_counts=True)
-    greater = sum(cx * yc[ys < x].sum() for x, cx in zip(xs, xc))
-    less = sum(cx * yc[ys > x].sum() for x, cx in zip(xs, xc))
-    return (greater / (greater + less) if greater + less else np.nan), int(greater + less)
+def _unpaired_share(base_hits: np.ndarray, tuned_hits: np.ndarray, base_units: int,
+                    tuned_units: int) -> tuple[float, int]:
+    """P(X > Y) / P(X != Y) for X the word's count in a random tuned unit and Y in a random
+    base unit of a group, with the number of unit pairs that differ. ``*_hits``: the counts
+    (>= 1) of the units where the word appears; the other ``*_units`` count 0. Counted
+    exactly from sorted hits, without spelling out the zeros."""
+    ys = np.sort(base_hits)
+    below = np.searchsorted(ys, tuned_hits, side="left")                # base units under x
+    above = len(ys) - np.searchsorted(ys, tuned_hits, side="right")     # base units over x
+    greater = int(below.sum()) + len(tuned_hits) * (base_units - len(ys))
+    less = int(above.sum()) + (tuned_units - len(tuned_hits)) * len(ys)
+    return (greater / (greater + less) if greater + less else np.nan), greater + less
 
 
 def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shape: dict,
@@ -89,11 +94,9 @@ def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shap
                 units[name] = int((depth_group(layers, shape["n_layers"], n_groups) == group).sum()
                                   * shape["n_heads"] * shape["d_head"])
             for word in verbs:
-                vectors = {}
-                for name in ("base", "tuned"):
-                    hits = found[name].get((word, group), empty)
-                    vectors[name] = np.concatenate([hits, np.zeros(units[name] - len(hits))])
-                share, n = _unpaired_share(vectors["base"], vectors["tuned"])
+                share, n = _unpaired_share(found["base"].get((word, group), empty),
+                                           found["tuned"].get((word, group), empty),
+                                           units["base"], units["tuned"])
                 if n:
                     rows.append({"word": word, "group": group, "n_changed": n,
                                  "share_more_after_tuning": share})

@@ -11,14 +11,14 @@ what makes labelling thousands of components take a fraction of a second.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
+from tunescope import collector
 from tunescope.analyses.concept_labels import ConceptLabel
 
 CATEGORY_LEXICONS: dict[str, frozenset[str]] = {
@@ -203,21 +203,6 @@ def word_row(raw: str) -> tuple:
             sum(_SUFFIX_BIT[s] for s in f[5]), f[6])
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cycle collector paused for a burst of allocations that make no reference
-    cycles (tuples and lists of strings and numbers, freed by reference counting as usual):
-    with a model loaded, each full collection would walk its hundreds of thousands of
-    objects, which took as long as the rules themselves."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _ids(values, keep=None) -> np.ndarray:
     """Small integer ids of ``values`` (equal values, equal ids; -1 where ``keep`` is false)."""
     index: dict = {}
@@ -263,10 +248,21 @@ class _WordTable:
                 self.bases[u, :len(b)] = b
 
 
-def _counts_of_equal(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[R, K]: per position, how many positions of its row that are in ``mask`` hold the same
-    id (itself included when it is in ``mask``)."""
-    return ((ids[:, :, None] == ids[:, None, :]) & mask[:, None, :]).sum(2)
+def _equal_runs(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position in ``mask`` of the rows of ``values`` [R, K]: how many positions of
+    its row in ``mask`` hold the same value, and whether it is the leftmost of them (0 and
+    False outside ``mask``). One stable sort per row instead of comparing every pair."""
+    r, k = values.shape
+    keyed = np.where(mask, values, values.max(initial=0) + 1 + np.arange(k))   # unique outside
+    order = np.argsort(keyed, axis=1, kind="stable")
+    ranked = np.take_along_axis(keyed, order, 1)
+    starts = np.ones((r, k), dtype=bool)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    run = np.cumsum(starts).reshape(r, k) - 1                       # runs never cross rows
+    count, leftmost = np.empty((r, k), dtype=np.int64), np.empty((r, k), dtype=bool)
+    np.put_along_axis(count, order, np.bincount(run.ravel())[run], 1)
+    np.put_along_axis(leftmost, order, starts, 1)
+    return np.where(mask, count, 0), leftmost & mask
 
 
 class OfflineLabeller:
@@ -312,16 +308,16 @@ class OfflineLabeller:
 
     def label_all(self, components: Sequence[Sequence[str]]) -> list[ConceptLabel]:
         """One label per component (its top words, most related first)."""
-        with _cyclic_gc_paused():
+        with collector.paused():
             return self._label_all(components)
 
     def _label_all(self, components: Sequence[Sequence[str]]) -> list[ConceptLabel]:
         flat = [w for words in components for w in words]
-        index = {w: u for u, w in enumerate(dict.fromkeys(flat))}
-        table = _WordTable(list(index))
+        codes, vocab = pd.factorize(np.array(flat, dtype=object))         # ids in first order
+        table = _WordTable(list(vocab))
         sizes = np.array([len(words) for words in components], dtype=np.int64)
-        ids = np.full((len(components), max(sizes.max(initial=0), 1)), len(index))  # padding
-        ids[np.arange(ids.shape[1]) < sizes[:, None]] = [index[w] for w in flat]
+        ids = np.full((len(components), max(sizes.max(initial=0), 1)), len(vocab))  # padding
+        ids[np.arange(ids.shape[1]) < sizes[:, None]] = codes
         labels = []
         for start in range(0, len(components), _ROWS):
             labels += self._label_ids(table, ids[start:start + _ROWS])
@@ -338,12 +334,10 @@ class OfflineLabeller:
         is_task = (count >= self.min_hits) & (count / n >= self.min_share)
 
         norm = np.where(valid, t.norm[ids], -1)
-        earlier = np.tril(np.ones((ids.shape[1],) * 2, dtype=bool), -1)     # [j, j'] j' < j
-        repeat = ((norm[:, :, None] == norm[:, None, :]) & earlier & valid[:, None, :]).any(2)
-        first = valid & ~repeat                                              # distinct words
+        first = _equal_runs(norm, valid)[1]                                  # distinct words
         alpha = t.alpha[ids] & valid
         distinct = alpha & first
-        by_stem = _counts_of_equal(np.where(distinct, t.stem[ids], -1), distinct) >= 2
+        by_stem = _equal_runs(t.stem[ids], distinct)[0] >= 2
         suffixes = t.suffixes[ids] & distinct[:, :, None]                    # [R, K, S]
         min_group = np.maximum(3, np.round(0.15 * n))
         grouped = (suffixes & (suffixes.sum(1) >= min_group[:, None])[:, None, :]).any(2)
@@ -351,7 +345,7 @@ class OfflineLabeller:
         morph = distinct & (by_stem | grouped | inflects | inflected)
         end = np.where(alpha, t.end[ids], -1)
         rhyme = ((end >= 0) & t.end_ok[np.maximum(end, 0)]
-                 & (_counts_of_equal(end, alpha & (end >= 0)) >= 3))
+                 & (_equal_runs(end, alpha & (end >= 0))[0] >= 3))
         phon = first & (t.phon[ids] | (rhyme & ~morph))
         syntax = t.syntax[ids] & valid
         shares = np.stack([phon.sum(1), morph.sum(1), syntax.sum(1)], 1) / n[:, None]

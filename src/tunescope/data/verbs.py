@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from tunescope.data.files import write_atomic
+from tunescope.atomic import write_atomic
 from tunescope.errors import TunescopeError
 
 INSTRUCTION_VERBS: tuple[str, ...] = (

@@ -22,10 +22,16 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from tunescope.atomic import write_atomic
 from tunescope.errors import ModelFileError, ModelNotFoundError, TunescopeError
 
 MARKER = "tunescope-model.json"
 """Written last into a prepared model directory: its presence means the directory is complete."""
+
+FORMAT = 2
+"""The layout a prepared directory has (recorded in the marker as ``format``; none: 1).
+2: ``tokenizer_config.json`` lists the added tokens, which spares transformers a second
+parse of ``tokenizer.json`` on every load (about a second for Gemma's 33 MB file)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,9 @@ def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = N
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
     target = model_dir(name)
     if is_ready(name):
+        if prepared_metadata(target).get("format", 1) < FORMAT:
+            with _preparation_lock(target):
+                _upgrade(target)
         return target
     parts = gguf_parts(name, install=install, echo=echo)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -220,7 +229,7 @@ def _prepare(model: BundledModel, parts: list[Path], target: Path,
         version = _installed(model.package).version
         (out_dir / MARKER).write_text(json.dumps(
             {"name": model.name, "package": model.package, "version": version, "gguf_sha256": digest,
-             "role": model.role}, indent=2))
+             "role": model.role, "format": FORMAT}, indent=2))
         if target.exists():
             shutil.rmtree(target)
         out_dir.rename(target)
@@ -243,6 +252,29 @@ def _dequantise(gguf: Path, out_dir: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    _record_added_tokens(out_dir, tokenizer)
+
+
+def _record_added_tokens(directory: Path, tokenizer) -> None:
+    """Write the tokenizer's added tokens into ``tokenizer_config.json`` (as
+    ``added_tokens_decoder``, the form transformers reads), atomically."""
+    path = directory / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["added_tokens_decoder"] = {str(i): token.__getstate__()
+                                      for i, token in tokenizer.added_tokens_decoder.items()}
+    write_atomic(path, json.dumps(config, indent=2, ensure_ascii=False).encode())
+
+
+def _upgrade(target: Path) -> None:
+    """Bring a directory prepared by an earlier tunescope to :data:`FORMAT` in place (under
+    the preparation lock; the marker is rewritten last, so a killed upgrade is redone)."""
+    from transformers import AutoTokenizer
+
+    meta = prepared_metadata(target)
+    if meta.get("format", 1) >= FORMAT:
+        return
+    _record_added_tokens(target, AutoTokenizer.from_pretrained(target))
+    write_atomic(target / MARKER, json.dumps({**meta, "format": FORMAT}, indent=2).encode())
 
 
 def prepared_metadata(path: Path) -> dict:

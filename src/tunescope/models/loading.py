@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from tunescope import collector
 from tunescope.errors import (HubUnavailableError, ModelFileError, ModelNotFoundError,
                               TunescopeError, UnsupportedArchitectureError)
 from tunescope.models import bundled
@@ -58,6 +59,11 @@ def load(spec: str | os.PathLike, dtype=None, device: str | None = None,
     dtype = _dtype(dtype) or default_dtype("cuda" if device == "auto" else device)
     kwargs = dict(dtype=dtype, attn_implementation=attn_implementation,
                   trust_remote_code=trust_remote_code)
+    with collector.paused():     # a tokenizer's vocabulary parsed into Python objects
+        return _load(name, device, dtype, revision, kwargs)
+
+
+def _load(name: str, device: str, dtype, revision: str | None, kwargs: dict) -> LM:
     path = Path(name).expanduser()
     how = spec_kind(name)
     if how == "bundled":

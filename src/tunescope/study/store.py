@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 
 from tunescope.errors import DataError, OutputError, TunescopeError
-from tunescope.data.files import write_atomic
+from tunescope.atomic import write_atomic
 from tunescope.result import Result, check_writable
 from tunescope.study.spec import StudySpec, differences
 
