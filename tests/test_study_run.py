@@ -292,3 +292,38 @@ def test_compare_and_report_get_the_agreed_arguments(tiny_study_files, tmp_path,
     assert seen["report"][2]["ffn_concepts"]["tiny-tuned"] == results["ffn_concepts"]["tiny-tuned"]
     with pytest.raises(TunescopeError, match="not a study run directory"):
         rebuild_report(tmp_path / "shards")
+
+
+def test_objects_alive_before_the_run_are_frozen_only_while_it_runs(tiny_study_files, tmp_path,
+                                                                      monkeypatch):
+    """Study.run keeps what was alive when it started out of the collector's passes and gives
+    it back at the end, also when the run fails; a dropped model is still collected."""
+    import gc
+    import weakref
+
+    import tunescope.study.local as local
+
+    seen, models = [], []
+    real_execute = jobs_mod.execute
+
+    def execute(lm, job, *args):
+        seen.append(gc.get_freeze_count())
+        if not models or models[-1]() is not lm.model:
+            models.append(weakref.ref(lm.model))
+            lm.model.cycle = lm.model                  # freed only by the collector
+        return real_execute(lm, job, *args)
+
+    monkeypatch.setattr(local, "execute", execute)
+    assert gc.get_freeze_count() == 0
+    study = Study.from_dict(tiny_raw(tiny_study_files, analyses=["next_token_predictions"]))
+    study.run(tmp_path / "run", compare=False, report=False)
+    assert len(seen) == 2 and min(seen) > 0 and gc.get_freeze_count() == 0
+    assert len(models) == 2 and all(m() is None for m in models)    # both models were freed
+
+    def fail(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(local, "execute", fail)
+    with pytest.raises(RuntimeError):
+        study.run(tmp_path / "run2", compare=False, report=False)
+    assert gc.get_freeze_count() == 0

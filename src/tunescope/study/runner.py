@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,18 @@ class Study:
         ``out`` is refused unless ``force`` (start over). ``executor``: ``"local"`` or
         ``"ray"`` (``address`` joins a cluster). ``compare``/``report``: write the comparison
         tables and report.html after the jobs. ``console``: a rich Console for the summary
-        table (None: print nothing)."""
+        table (None: print nothing).
+
+        While it runs, the objects alive when it started (imported modules above all) are kept
+        out of the cycle collector's passes (``gc.freeze``; undone at the end): the full
+        collection that frees each dropped model then walks only what the run made."""
+        gc.freeze()
+        try:
+            return self._run(out, executor, address, force, compare, report, console)
+        finally:
+            gc.unfreeze()
+
+    def _run(self, out, executor, address, force, compare, report, console) -> StudyRun:
         start = time.perf_counter()
         spec = self.spec.with_run(out, executor, address)
         if spec.executor not in ("local", "ray"):
