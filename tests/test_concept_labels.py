@@ -1,5 +1,6 @@
 """Concept labellers (the offline one: test_offline_labeller.py): answer parsing, the cache,
-and the LLM labeller against a real OpenAI-compatible HTTP server (started here, serving a real model)."""
+and the LLM labeller against a real OpenAI-compatible HTTP server (started here, serving a real
+model)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,8 @@ def test_offline_runs_are_identical_and_threshold_applies():
 
 
 def test_descriptions_name_the_evidence():
-    assert label_one(MATH).description == "math (7/10: number, sum, equation, calculate, 42); semantics"
+    assert label_one(MATH).description == (
+        "math (7/10: number, sum, equation, calculate, 42); semantics")
     # phonology evidence is sorted; the case variants count once
     assert label_one(["Light", "night", "light", "fight", "sight"]).description == (
         "none; phonology (fight, light, night, sight)")

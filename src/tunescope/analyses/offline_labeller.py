@@ -203,11 +203,9 @@ def word_row(raw: str) -> tuple:
             sum(_SUFFIX_BIT[s] for s in f[5]), f[6])
 
 
-def _ids(values, keep=None) -> np.ndarray:
+def _ids(values, keep) -> np.ndarray:
     """Small integer ids of ``values`` (equal values, equal ids; -1 where ``keep`` is false)."""
     index: dict = {}
-    if keep is None:
-        return np.array([index.setdefault(v, len(index)) for v in values])
     return np.array([index.setdefault(v, len(index)) if k else -1 for v, k in zip(values, keep)])
 
 
@@ -238,8 +236,8 @@ class _WordTable:
         self.phon = np.array(phon, dtype=bool)
         self.stem = _ids(stems, alpha)
         self.end = _ids(ends, ends)
-        self.end_ok = np.array([not overlaps_suffix(e) for e in dict.fromkeys(e for e in ends if e)]
-                               + [False])                            # [E + 1]
+        endings = dict.fromkeys(e for e in ends if e)                  # in id order
+        self.end_ok = np.array([not overlaps_suffix(e) for e in endings] + [False])  # [E + 1]
         self.suffixes = _bits(suffixes, len(GROUP_SUFFIXES))
         base_ids = [[norm_ids[b] for b in bs if b in norm_ids] if bs else () for bs in bases]
         self.bases = np.full((len(base_ids), max(map(len, base_ids)) or 1), -1)
