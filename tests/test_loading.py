@@ -142,3 +142,19 @@ def test_unknown_bundled_name_and_cache_override(tmp_path, monkeypatch):
             bundled.pull("smollm2-135m-instruct", install=False)
         else:
             raise RuntimeError("installed: nothing to check")
+
+
+def test_an_old_prepared_directory_that_cannot_be_upgraded_is_left_as_it_is(tmp_path,
+                                                                             monkeypatch):
+    """The in-place upgrade of an older prepared directory only speeds loading up: a tokenizer
+    it cannot read (or a cache it cannot write) leaves the directory untouched, no error."""
+    monkeypatch.setenv("TUNESCOPE_CACHE", str(tmp_path))
+    target = bundled.model_dir("smollm2-135m-instruct")
+    target.mkdir(parents=True)
+    marker = json.dumps({"name": "smollm2-135m-instruct", "role": "instruct"})
+    (target / bundled.MARKER).write_text(marker)
+    (target / "tokenizer_config.json").write_text("{not json")
+    assert bundled.pull("smollm2-135m-instruct", install=False) == target
+    assert (target / bundled.MARKER).read_text() == marker
+    assert (target / "tokenizer_config.json").read_text() == "{not json"
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".") and p.is_dir()]

