@@ -155,14 +155,15 @@ class CosineTopWords:
         slack = (comp_error * self.word_norm + comp.norm(dim=1) * self.word_error
                  + comp_error * self.word_error + d * 2.0 ** -23)                 # [r]
         idx, val = torch.empty(r, k, dtype=torch.long), torch.empty(r, k)
-        todo = torch.arange(r)
+        got_idx, got_val, proved = self._screened(comp, coarse, slack, k, m)
+        idx[proved], val[proved] = got_idx[proved], got_val[proved]
+        todo = (~proved).nonzero().flatten()
+        self.recomputed += len(todo)
+        m *= 8                                 # the unproved: again, with 8x the candidates
         while len(todo) and 4 * m <= n:
-            rows = coarse if len(todo) == r else coarse[todo]
-            got_idx, got_val, proved = self._screened(comp[todo], rows, slack[todo], k, m)
+            got_idx, got_val, proved = self._screened(comp[todo], coarse[todo], slack[todo], k, m)
             idx[todo[proved]], val[todo[proved]] = got_idx[proved], got_val[proved]
-            if len(todo) == r:
-                self.recomputed += int((~proved).sum())
-            todo, m = todo[~proved], 8 * m     # the unproved: again, with 8x the candidates
+            todo, m = todo[~proved], 8 * m
         if len(todo):
             idx[todo], val[todo] = self._plain(comp[todo], k)
         return idx, val

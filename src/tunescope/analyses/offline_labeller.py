@@ -349,7 +349,7 @@ class OfflineLabeller:
         shares = np.stack([phon.sum(1), morph.sum(1), syntax.sum(1)], 1) / n[:, None]
         top = shares.argmax(1)                                               # first of a tie
         is_level = shares[np.arange(len(ids)), top] >= self.level_share
-        evidence = {0: phon, 1: morph, 2: syntax}
+        evidence = (phon, morph, syntax)                                     # _LEVEL_ORDER
 
         labels = []
         for r in range(len(ids)):
@@ -373,12 +373,12 @@ class OfflineLabeller:
         """[R, K] twice: the distinct alphabetic words that inflect another word of their
         component, and those that another word inflects. Each (component, norm id) pair is
         one integer key, so membership is a sorted search."""
-        width = len(t.norms)
-        keys = np.arange(len(ids))[:, None] * width + norm                  # [R, K]
+        offset = np.arange(len(ids))[:, None] * len(t.norms)                # [R, 1]
+        keys = offset + norm                                                 # [R, K]
         present = np.sort(keys[distinct])                 # distinct: each key once per row
         bases = t.bases[ids]                                                 # [R, K, B]
         asks = (bases >= 0) & distinct[:, :, None]
-        base_keys = (keys - norm)[:, :, None].repeat(bases.shape[2], 2)[asks] + bases[asks]
+        base_keys = (offset[:, :, None] + bases)[asks]
         found = _isin_sorted(base_keys, present)
         inflects = np.zeros(asks.shape, dtype=bool)
         inflects[asks] = found
