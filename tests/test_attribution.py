@@ -61,6 +61,23 @@ def test_chat_mode_moves_spans_with_the_text():
     assert chat.summary["prompt_format"] == "chat"
 
 
+def test_chat_template_that_writes_bos_is_attributed_with_one_bos():
+    """Gemma's chat template starts with <bos> and its tokenizer adds one: generation and
+    attribution both read one BOS (and leave it out), with the spans where the text puts them."""
+    lm = tiny_lm("llama", chat=True)
+    lm.tokenizer.chat_template = "{{ bos_token }}" + lm.tokenizer.chat_template
+    res = attribution(lm, PROMPTS[:1], get("attribution").make_config(max_new_tokens=3, chat=True))
+    shown = model_input(lm, PROMPTS[0], chat=True)
+    enc = lm.tokenizer(shown.text, return_offsets_mapping=True)
+    assert enc["input_ids"][:2] == [1, 1]
+    row = res.tables["per_prompt"].iloc[0]
+    assert row["n_prompt_tokens"] == len(enc["input_ids"]) - 2          # both BOS left out
+    mask = instruction_mask(shown, enc["offset_mapping"])
+    assert row["n_instruction_tokens"] == sum(mask) > 0
+    tokens = res.tables["token_density"]["token"].tolist()
+    assert "<bos>" not in tokens
+
+
 def test_statistics_against_scipy():
     base = pd.DataFrame({"id": list("abcdef"), "source": ["x"] * 3 + ["y"] * 3,
                          "instruction_score": [0.1, 0.2, 0.3, 0.5, 0.4, 0.6]})

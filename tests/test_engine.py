@@ -158,3 +158,46 @@ def test_candidates_sharing_input_tokens_share_a_row(monkeypatch):
     multi = [c for c in shared.continuations if len(c) > 1]
     assert len(distinct_inputs) < len(multi)   # "Paris is" and "Paris." both feed " Paris"
     assert len(calls) == 2 and calls[1][0] == len(distinct_inputs)
+
+
+def test_a_boundary_merge_of_one_candidate_leaves_the_others_scores_alone():
+    """"Fra" + "nce" merges across the prompt/answer boundary, " Paris" does not. Each
+    candidate's score covers its own tokens only (those of prompt + candidate after the prefix
+    it shares with the prompt's tokens), whatever the other candidates are: the merge must not
+    shift the scored span, and so the token count and the mean, of " Paris"."""
+    lm = tiny_lm("llama")
+    prompt = "The capital of Fra"
+    prompt_ids = lm.tokenizer(prompt)["input_ids"]
+    together = score_continuations(lm, [prompt], [["nce", " Paris"]], sep="")[0]
+    alone = score_continuations(lm, [prompt], [[" Paris"]], sep="")[0]
+    with torch.no_grad():
+        for j, cand in enumerate(["nce", " Paris"]):
+            full = lm.tokenizer(prompt + cand)["input_ids"]
+            own = next(k for k in range(len(full)) if k >= len(prompt_ids)
+                       or full[k] != prompt_ids[k])
+            lp = torch.log_softmax(lm.model(torch.tensor([full])).logits[0], -1)
+            ref = sum(float(lp[t - 1, full[t]]) for t in range(own, len(full)))
+            assert together.sum_logprob[j] == pytest.approx(ref, abs=1e-5)
+            assert together.n_tokens[j] == len(full) - own
+    assert own == len(prompt_ids)                          # " Paris" does not merge
+    assert together.sum_logprob[1] == pytest.approx(alone.sum_logprob[0], abs=1e-5)
+    assert together.mean_logprob[1] == pytest.approx(alone.mean_logprob[0], abs=1e-6)
+    assert together.n_tokens[1] == alone.n_tokens[0]
+
+
+def test_a_chat_template_that_writes_bos_gets_one_bos():
+    """A chat template that starts with the BOS token itself (as Gemma's does) plus a tokenizer
+    that adds one would give two: encode keeps one, and chat-formatted scoring starts with one."""
+    from tunescope.engine.batching import encode
+    lm = tiny_lm("llama", chat=True)
+    lm.tokenizer.chat_template = "{{ bos_token }}" + lm.tokenizer.chat_template
+    text = lm.format_prompt("The capital of France is", chat=True)
+    assert text.startswith("<bos>")
+    raw = lm.tokenizer(text)["input_ids"]
+    assert raw[:2] == [1, 1]                                # what the tokenizer alone gives
+    (ids,) = encode(lm, [text])
+    assert ids == raw[1:] and ids[0] == 1 and ids[1] != 1
+    q = split_continuations(lm, text, ["Paris"])
+    assert q.prefix[:2] != [1, 1]
+    # a plain prompt is left as the tokenizer gives it
+    assert encode(lm, ["Paris"])[0] == lm.tokenizer("Paris")["input_ids"]

@@ -53,7 +53,7 @@ def test_flags_python_and_yaml_resolve_to_the_same_study():
     assert yml.analyses["attribution"].L == 10               # every other field: its default
     assert list(yml.datasets) == ["instructions", "pararel"]  # only the kinds used
     assert yml.datasets["pararel"] == {"source": "builtin", "relations": ["P17", "P36"],
-                                       "max_facts": 3}
+                                       "max_facts": 3, "sample": "random"}
     assert [(m.key, m.role, m.dtype) for m in yml.models] == [
         (BASE, "base", "float32"), (TUNED, "tuned", "float32")]
 
@@ -157,11 +157,18 @@ def test_flag_errors_name_the_field():
 def test_dataset_limits_take_groups_in_turn(tmp_path):
     assert in_turn(list("aabbbc"), str, 4) == list("aabc")       # a, b, c, then the second a
     assert in_turn([1, 2, 3], str, None) == [1, 2, 3]
-    pairs = build("pairs", {"source": "builtin", "max_pairs": 10})
-    assert pairs == builtin_pairs()[:10] and sum(p.label for p in pairs) == 5
-    task = build("task", {"source": "builtin", "max_examples": 7})
+    first = {"sample": "first"}
+    pairs = build("pairs", {"source": "builtin", "max_pairs": 10, **first})
+    assert sum(p.label for p in pairs) == 5 and {p.source for p in pairs} == {"written",
+                                                                                "factual"}
+    for source in ("written", "factual"):      # each group's first items, in file order
+        for label in (0, 1):
+            group = [p for p in builtin_pairs() if (p.source, p.label) == (source, label)]
+            mine = [p for p in pairs if (p.source, p.label) == (source, label)]
+            assert mine == group[:len(mine)] and len(mine) in (2, 3)
+    task = build("task", {"source": "builtin", "max_examples": 7, **first})
     assert task.examples == builtin_task().examples[:7] and task.labels == builtin_task().labels
-    prompts = build("instructions", {"source": "builtin", "max_prompts": 6})
+    prompts = build("instructions", {"source": "builtin", "max_prompts": 6, **first})
     assert [p.category for p in prompts] == ["writing", "math", "coding", "translation",
                                              "classification", "qa"]
     assert prompts[1] == next(p for p in builtin_instructions() if p.category == "math")
@@ -177,6 +184,28 @@ def test_dataset_limits_take_groups_in_turn(tmp_path):
     assert len(build("vocabulary", {"source": "wordfreq", "size": 30})) == 30
 
 
+def test_dataset_samples_are_seeded_and_cover_every_source_and_label():
+    """The default sample draws with the study seed from every (source, label) group in turn:
+    a small pair sample is not one kind of pair taken in file order."""
+    from collections import Counter
+    entry = {"source": "builtin", "max_pairs": 40}
+    pairs = build("pairs", entry, seed=0)
+    everything = builtin_pairs()
+    groups = Counter((p.source, p.label) for p in everything)
+    assert len(groups) >= 4
+    got = Counter((p.source, p.label) for p in pairs)
+    assert set(got) == set(groups) and max(got.values()) - min(got.values()) <= 1
+    assert pairs == build("pairs", entry, seed=0) != build("pairs", entry, seed=1)
+    assert pairs != in_turn(everything, lambda p: (p.source, p.label), 40)   # not file order
+    index = [everything.index(p) for p in pairs]
+    assert index == sorted(index)                                           # kept in file order
+    relations = build("pararel", {"source": "builtin", "relations": ["P36"], "max_facts": 4,
+                                  "sample": "random"}, seed=3)
+    assert relations[0].sampling.endswith("(seed 3)")
+    assert relations == build("pararel", {"source": "builtin", "relations": ["P36"],
+                                          "max_facts": 4, "sample": "random"}, seed=3)
+
+
 # --- malformed documents: always a TunescopeError, nothing written ------------------------------
 
 WRONG = {
@@ -187,6 +216,7 @@ WRONG = {
                                   {"max_new_tokens": 1.5}, {"chat": "yes"}, {"L": None}],
     ("datasets",): [3, "x", {"unknownkind": {}}, {"pararel": {"bogus": 1}},
                     {"pararel": {"max_facts": 0}}, {"pararel": {"relations": []}},
+                    {"pararel": {"sample": "top"}}, {"pararel": {"sample": 1}},
                     {"pararel": {"source": "/no/such/dir"}}, {"pararel": 5},
                     {"instructions": {"max_prompts": -2}}, {"pararel": {"relations": [3]}}],
     ("seed",): [-1, "x", 1.5, True, 2 ** 40, [0]],

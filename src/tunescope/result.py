@@ -80,7 +80,10 @@ class Result:
     Attributes:
         analysis: the registered analysis name.
         tables: named pandas DataFrames in tidy form.
-        summary: headline numbers (JSON-ready).
+        summary: headline numbers (JSON-ready). ``summary["flags"]``, when present, is a list
+            of one-line warnings about degenerate figures (a constant predictor, a layer where
+            all inputs are equal, a candidate set of one): the report shows them beside the
+            figures instead of ranking those numbers (:func:`flags`).
         provenance: model metadata, config, dataset fingerprint, package versions, seed,
             timings (seconds).
     """
@@ -156,6 +159,12 @@ class Result:
         except (OSError, ValueError, KeyError) as e:
             raise DataError(f"cannot read result: {e}", path=str(path)) from None
         return cls(meta["analysis"], tables, summary, provenance)
+
+
+def flags(result: "Result") -> list[str]:
+    """The Result's warnings about degenerate figures (``summary["flags"]``; [] when none)."""
+    value = result.summary.get("flags") or []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def provenance(lm, config, dataset: dict, seed: int | None = None,

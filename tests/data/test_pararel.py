@@ -111,15 +111,46 @@ def test_shared_y_last_only():
     assert sum(len(r.templates) for r in rels) == 214
 
 
+def _file_objects(rid):
+    """The distinct objects of the relation's fact file, read with json alone (reference)."""
+    lines = (SHARED / "tuples" / f"{rid}.jsonl").read_text().splitlines()
+    return {json.loads(line)["obj_label"] for line in lines if line.strip()}
+
+
 @needs_shared
 def test_shared_max_facts_and_order():
     full = load_pararel(SHARED, relations=["P36"])[0]
-    rels = load_pararel(SHARED, relations=["P37", "P36", "P37"], max_facts=5)
-    assert [r.id for r in rels] == ["P37", "P36"]
-    assert rels[1].facts == full.facts[:5]
-    assert all(len(r.facts) == 5 for r in rels)
+    first = load_pararel(SHARED, relations=["P37", "P36", "P37"], max_facts=5, sample="first")
+    assert [r.id for r in first] == ["P37", "P36"]
+    assert first[1].facts == full.facts[:5]
+    assert first[1].sampling == f"first 5 of {len(full.facts)}"
+    assert all(len(r.facts) == 5 for r in first)
     with pytest.raises(TunescopeError, match="max_facts"):
         load_pararel(SHARED, relations=["P36"], max_facts=0)
+    with pytest.raises(TunescopeError, match="unknown fact sample"):
+        load_pararel(SHARED, relations=["P36"], max_facts=3, sample="top")
+
+
+@needs_shared
+def test_shared_seeded_sample_keeps_every_candidate():
+    """A sample of facts is seeded (the same seed gives the same facts, another seed others),
+    in file order, not the file's first facts; the candidate set stays the whole file's."""
+    full = load_pararel(SHARED, relations=["P103"])[0]
+    a = load_pararel(SHARED, relations=["P103", "P36"], max_facts=30, seed=0)
+    again = load_pararel(SHARED, relations=["P36", "P103"], max_facts=30, seed=0)
+    other = load_pararel(SHARED, relations=["P103"], max_facts=30, seed=1)[0]
+    p103 = a[0]
+    assert p103.facts == again[1].facts                     # independent of the other relations
+    assert p103.facts != other.facts and p103.facts != full.facts[:30]
+    index = [full.facts.index(f) for f in p103.facts]
+    assert index == sorted(index) and len(set(index)) == 30
+    assert p103.sampling == f"random 30 of {len(full.facts)} (seed 0)"
+    for rel in a:
+        assert set(rel.objects) == _file_objects(rel.id)
+    assert len(a[1].objects) == len(_file_objects("P36")) == 251
+    # file order puts the famous facts first: the first 30 of P103 are mostly French
+    french = lambda facts: sum(f.object == "French" for f in facts) / len(facts)
+    assert french(full.facts[:30]) > french(full.facts) + 0.1
 
 
 @needs_shared
@@ -288,8 +319,9 @@ def test_builtin_known_facts():
     assert facts[("P50", "Nineteen Eighty-Four")] == "George Orwell"
     p36 = by_id["P36"]
     assert p36.templates[0].prompt("France") == "The capital of France is"
-    (only,) = pararel(relations=["P36"], max_facts=3)
+    (only,) = pararel(relations=["P36"], max_facts=3, sample="first")
     assert [f.subject for f in only.facts] == ["France", "Germany", "Italy"]
+    assert len(only.objects) == len(p36.objects) > 3            # the sample keeps every candidate
 
 
 # --- pull_pararel -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from tunescope.analyses.registry import register
 from tunescope.data.instructions import instruction_mask
 from tunescope.data.types import InstructionPrompt
 from tunescope.engine.attribution import gradient_x_input
+from tunescope.engine.batching import repeated_bos
 from tunescope.engine.generation import generate_greedy
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
@@ -79,11 +80,12 @@ def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
     with progress(len(prompts), f"{lm.name}: attributions") as bar:
         for prompt, shown, gen in zip(prompts, inputs, generations):
             enc = lm.tokenizer(shown.text, return_offsets_mapping=True)
-            ids = enc["input_ids"]
+            cut = repeated_bos(lm, enc["input_ids"])      # a chat template that writes BOS
+            ids, offsets = enc["input_ids"][cut:], enc["offset_mapping"][cut:]
             if list(ids) != list(gen.prompt_ids):
                 raise RuntimeError("tokenisation differs between generation and attribution")
             rows = _rows_without_bos(lm, ids)
-            mask = np.array(instruction_mask(shown, enc["offset_mapping"]), dtype=bool)[rows]
+            mask = np.array(instruction_mask(shown, offsets), dtype=bool)[rows]
             raw = gradient_x_input(lm, ids, gen.token_ids, config.chunk).numpy()[rows]
             lv = score.levels(raw, config.L)
             if lv.shape[1]:

@@ -21,9 +21,12 @@ import re
 import urllib.error
 import urllib.request
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from tunescope.data.types import Fact, Relation, Template, template_problem
 from tunescope.data.files import (display_path, json_objects, json_value, one_line, read_text,
@@ -183,19 +186,55 @@ def _labels(root: Path) -> dict[str, str]:
     return labels
 
 
+SAMPLES = ("random", "first")
+"""How ``max_facts`` picks a relation's facts: a seeded random sample, or the file's first N."""
+
+
+def sample_facts(rid: str, facts: list[Fact], max_facts: int | None, sample: str = "random",
+                 seed: int = 0) -> tuple[list[Fact], str]:
+    """At most ``max_facts`` of ``facts`` and a description of how they were taken.
+
+    ``"random"``: a uniform sample without replacement drawn by
+    ``numpy.random.default_rng([seed, crc32(relation id)])`` (so each relation gets its own
+    stream and the sample of one relation does not depend on which others are loaded), kept in
+    file order; ``"first"``: the first ``max_facts`` facts of the file (ParaRel's files list
+    famous facts first, so this sample is easier than the relation). All facts when
+    ``max_facts`` is None or not smaller than their number.
+    """
+    if max_facts is None or max_facts >= len(facts):
+        return list(facts), ""
+    if sample == "first":
+        return list(facts[:max_facts]), f"first {max_facts} of {len(facts)}"
+    rng = np.random.default_rng([seed, zlib.crc32(rid.encode())])
+    keep = np.sort(rng.choice(len(facts), size=max_facts, replace=False))
+    return [facts[i] for i in keep], f"random {max_facts} of {len(facts)} (seed {seed})"
+
+
+def _check_sampling(max_facts, sample, seed) -> None:
+    if max_facts is not None and (isinstance(max_facts, bool) or not isinstance(max_facts, int)
+                                  or max_facts < 1):
+        raise TunescopeError(f"max_facts must be a positive integer, got {shown(max_facts)}")
+    if sample not in SAMPLES:
+        raise TunescopeError(f"unknown fact sample {shown(sample)}; use 'random' (seeded) or "
+                             "'first' (file order)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TunescopeError(f"seed must be a non-negative integer, got {shown(seed)}")
+
+
 def load_pararel(path: str | os.PathLike, relations: Iterable[str] | str | None = None,
-                 max_facts: int | None = None, y_last_only: bool = False) -> list[Relation]:
+                 max_facts: int | None = None, y_last_only: bool = False,
+                 sample: str = "random", seed: int = 0) -> list[Relation]:
     """Read a ParaRel directory (flat or repository layout) and return its relations.
 
     Returns one :class:`Relation` per relation id that has both templates and facts, in the
     order of ``relations`` when given, else by id number. Templates are deduplicated;
-    ``max_facts`` keeps the first N facts of each relation; ``y_last_only`` keeps the templates
+    ``max_facts`` keeps N facts of each relation, a seeded random sample by default
+    (``sample="first"``: the file's first N; see :func:`sample_facts`), while each relation's
+    ``candidates`` stay all the objects of its fact file; ``y_last_only`` keeps the templates
     whose ``[Y]`` is last (a relation left with none is skipped with a warning).
     Raises :class:`DataError` for a missing or malformed directory, file or line.
     """
-    if max_facts is not None and (isinstance(max_facts, bool) or not isinstance(max_facts, int)
-                                  or max_facts < 1):
-        raise TunescopeError(f"max_facts must be a positive integer, got {shown(max_facts)}")
+    _check_sampling(max_facts, sample, seed)
     root = Path(path).expanduser()
     pat_dir, tup_dir = _layout(root)
     pat_files, tup_files = _jsonl_files(pat_dir), _jsonl_files(tup_dir)
@@ -221,9 +260,10 @@ def load_pararel(path: str | os.PathLike, relations: Iterable[str] | str | None 
                 warnings.warn(f"ParaRel relation {rid}: no template ends with [Y]; skipped",
                               stacklevel=2)
                 continue
-        if max_facts is not None:
-            facts = facts[:max_facts]
-        out.append(Relation(rid, tuple(templates), tuple(facts), labels.get(rid, "")))
+        candidates = tuple(dict.fromkeys(f.object for f in facts))
+        facts, sampling = sample_facts(rid, facts, max_facts, sample, seed)
+        out.append(Relation(rid, tuple(templates), tuple(facts), labels.get(rid, ""),
+                            candidates, sampling))
     if not out:
         raise DataError("no relation has a template that ends with [Y]", path=display_path(root))
     return out
@@ -235,14 +275,16 @@ def builtin_pararel_path() -> Path:
 
 
 def pararel(relations: Iterable[str] | str | None = None, path: str | os.PathLike | None = None,
-            max_facts: int | None = None, y_last_only: bool = True) -> list[Relation]:
+            max_facts: int | None = None, y_last_only: bool = True, sample: str = "random",
+            seed: int = 0) -> list[Relation]:
     """ParaRel relations from ``path``, or from the built-in mini set when ``path`` is None.
 
     Returns the list of :class:`Relation` that :func:`load_pararel` gives; by default only the
     templates with ``[Y]`` last are kept (the ones a causal LM can score).
     """
     root = builtin_pararel_path() if path is None else path
-    return load_pararel(root, relations=relations, max_facts=max_facts, y_last_only=y_last_only)
+    return load_pararel(root, relations=relations, max_facts=max_facts, y_last_only=y_last_only,
+                        sample=sample, seed=seed)
 
 
 def _download(url: str, target: Path, timeout: float) -> None:

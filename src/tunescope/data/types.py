@@ -72,17 +72,29 @@ class Fact:
 
 @dataclass(frozen=True)
 class Relation:
-    """A relation with its templates (paraphrases) and its facts."""
+    """A relation with its templates (paraphrases) and its facts.
+
+    ``candidates`` is the relation's full set of gold objects, from its whole fact file: a
+    loader that keeps only a sample of the facts keeps all the candidates, so that a sample
+    never shrinks C1's candidate set (empty: the objects of ``facts``). ``sampling`` says how
+    ``facts`` was taken from the file (e.g. ``"random 8 of 43 (seed 0)"``; empty: all).
+    """
 
     id: str
     templates: tuple[Template, ...]
     facts: tuple[Fact, ...]
     label: str = ""
+    candidates: tuple[str, ...] = ()
+    sampling: str = ""
 
     @property
     def objects(self) -> tuple[str, ...]:
-        """The relation's distinct gold objects in first-seen order: C1's candidate set."""
-        return tuple(dict.fromkeys(f.object for f in self.facts))
+        """C1's candidate set: ``candidates`` when given, else the distinct gold objects of
+        ``facts``; in first-seen order either way, every fact's object included."""
+        own = dict.fromkeys(f.object for f in self.facts)
+        if not self.candidates:
+            return tuple(own)
+        return tuple(dict.fromkeys([*self.candidates, *own]))
 
 
 @dataclass(frozen=True)

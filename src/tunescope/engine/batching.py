@@ -17,8 +17,23 @@ DEFAULT_TOKEN_BUDGET = 8192
 
 
 def encode(lm: LM, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
-    """Token ids of each text, with the tokenizer's special tokens (e.g. BOS) when asked."""
-    return lm.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+    """Token ids of each text, with the tokenizer's special tokens (e.g. BOS) when asked.
+
+    A text that writes the BOS token itself (a chat template such as Gemma's starts with
+    ``<bos>``) would get it twice, once from the text and once from the tokenizer: the
+    repeated BOS is dropped, so chat-formatted and raw prompts both start with one BOS.
+    """
+    ids = lm.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+    if not add_special_tokens:
+        return ids
+    return [s[repeated_bos(lm, s):] for s in ids]
+
+
+def repeated_bos(lm: LM, ids: Sequence[int]) -> int:
+    """1 when ``ids`` start with the BOS token twice (a text that writes BOS itself, plus the
+    tokenizer's), else 0: how many leading tokens to drop so that one BOS is left."""
+    bos = lm.tokenizer.bos_token_id
+    return int(bos is not None and len(ids) > 1 and ids[0] == bos and ids[1] == bos)
 
 
 @dataclass

@@ -36,27 +36,37 @@ class ContinuationScores:
 class _Query:
     prefix: list[int]            # tokens run once (the prompt, up to the shared boundary)
     continuations: list[list[int]]
+    skips: list[int]             # leading tokens of each continuation that are not scored
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def split_continuations(lm: LM, prompt: str, candidates: Sequence[str], sep: str = " ") -> _Query:
-    """Tokenise ``prompt`` and each ``prompt + sep + candidate``; a candidate's tokens are the
-    suffix after the prompt's tokens. Where a tokenizer merges across the boundary, the shared
-    prefix is shortened so that every candidate keeps exactly its own tokens."""
+    """Tokenise ``prompt`` and each ``prompt + sep + candidate``; a candidate's own tokens are
+    those of ``prompt + sep + candidate`` after the longest prefix it shares with the prompt's
+    tokens.
+
+    Where a tokenizer merges across the boundary for some candidate (its own tokens then start
+    before the prompt's end), the prefix run once is shortened to what every candidate shares;
+    the prompt tokens that the other candidates then carry in front of their own are fed but
+    not scored (``skips``), so each candidate's score and token count cover exactly its own
+    tokens, whatever the other candidates are."""
     prompt_ids = encode(lm, [prompt])[0]
     fulls = encode(lm, [prompt + sep + c for c in candidates])
-    shared = len(prompt_ids)
-    for full in fulls:
-        n = 0
-        while n < min(shared, len(full)) and full[n] == prompt_ids[n]:
-            n += 1
-        shared = n
+    own = [_common_prefix(prompt_ids, full) for full in fulls]
+    shared = min(own, default=len(prompt_ids))
     if shared == 0:
         raise ValueError(f"prompt {prompt!r} shares no token with its continuations")
-    conts = [full[shared:] for full in fulls]
-    for c, ids in zip(candidates, conts):
-        if not ids:
+    for c, full, n in zip(candidates, fulls, own):
+        if len(full) == n:
             raise ValueError(f"candidate {c!r} adds no token after prompt {prompt!r}")
-    return _Query(prompt_ids[:shared], conts)
+    return _Query(prompt_ids[:shared], [full[shared:] for full in fulls],
+                  [n - shared for n in own])
 
 
 @torch.inference_mode()
@@ -68,16 +78,17 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
     out = lm.model(**batch.model_inputs(), use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
     cache = cache_of(out)
-    scores = [[float(first[i, c[0]]) for c in q.continuations] for i, q in enumerate(queries)]
+    scores = [[float(first[i, c[0]]) if skip == 0 else 0.0
+               for c, skip in zip(q.continuations, q.skips)] for i, q in enumerate(queries)]
 
     # Continuations of two or more tokens: feed all but the last token on top of the cache.
     # Candidates of one prompt that share those input tokens ("New York", "New Delhi") share a
     # row: its log-probabilities serve all of them.
-    row_of: dict[tuple[int, tuple[int, ...]], list[tuple[int, list[int]]]] = {}
+    row_of: dict[tuple[int, tuple[int, ...]], list[tuple[int, list[int], int]]] = {}
     for i, q in enumerate(queries):
-        for j, c in enumerate(q.continuations):
+        for j, (c, skip) in enumerate(zip(q.continuations, q.skips)):
             if len(c) > 1:
-                row_of.setdefault((i, tuple(c[:-1])), []).append((j, c))
+                row_of.setdefault((i, tuple(c[:-1])), []).append((j, c, skip))
     rows = sorted(row_of.items(), key=lambda r: -len(r[0][1]))
     vocab = lm.anatomy.vocab_size
     start = 0
@@ -100,10 +111,11 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
             **with_cache(lm.model, select_cache(cache, prompt_rows)), use_cache=True).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         for r, ((i, _), members) in enumerate(chunk):
-            for j, c in members:
-                targets = torch.tensor(c[1:], device=lm.device)
-                picked = logprobs[r, torch.arange(len(c) - 1, device=lm.device), targets]
-                scores[i][j] += float(picked.sum())
+            for j, c, skip in members:
+                start_k = max(skip, 1)          # token k is predicted at row position k - 1
+                targets = torch.tensor(c[start_k:], device=lm.device)
+                where = torch.arange(start_k - 1, len(c) - 1, device=lm.device)
+                scores[i][j] += float(logprobs[r, where, targets].sum())
     return scores
 
 
@@ -115,7 +127,8 @@ def score_continuations(lm: LM, prompts: Sequence[str],
 
     For prompt ``i`` and candidate ``c``, the score is the sum over the candidate's tokens of
     ``log p(token | prompt, earlier candidate tokens)``, where the candidate's tokens are those
-    that ``prompt + sep + c`` adds to the prompt's tokens. Each prompt runs once (batched,
+    that ``prompt + sep + c`` adds to the prompt's tokens (from where it first differs from
+    them, when the tokenizer merges across the boundary: :func:`split_continuations`). Each prompt runs once (batched,
     length-bucketed, left-padded) and its key/value cache is reused for all its candidates.
 
     Returns one :class:`ContinuationScores` per prompt, candidates in the given order.
@@ -137,7 +150,7 @@ def score_continuations(lm: LM, prompts: Sequence[str],
             sizer.run(bucket, run)
     results = []
     for q, s in zip(queries, sums):
-        n = np.array([len(c) for c in q.continuations])
+        n = np.array([len(c) - skip for c, skip in zip(q.continuations, q.skips)])
         total = np.array(s, dtype=np.float64)
         results.append(ContinuationScores(total, total / n, n))
     return results

@@ -14,8 +14,13 @@ vocabulary       ``word<TAB>frequency`` file                   size (most freque
 prompts          text file, one prompt per line                max_prompts
 ===============  ===========================================  ================================
 
-A limit keeps items in file order, taking the groups in turn (pairs by label, task examples by
-label, instruction prompts by category, else source), so a small sample covers every group.
+Every kind with a size limit also takes ``sample``: ``"random"`` (the default) draws the
+items with the study's seed, ``"first"`` keeps them in file order (ParaRel's and most
+collections' files put famous or easy items first, so a file-order sample is easier than the
+data). Either way the groups are taken in turn (pairs by source and label, task examples by
+label, instruction prompts by category, else source), so a small sample covers every group
+evenly; ParaRel samples each relation's facts, while C1's candidate set stays the relation's
+whole object set (:func:`tunescope.data.pararel.sample_facts`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import hashlib
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from tunescope.errors import DataError
 
@@ -42,11 +49,14 @@ class Kind:
     suffixes: tuple[str, ...]
 
 
+SAMPLES = ("random", "first")
+"""Values of a dataset entry's ``sample`` field."""
+
 KINDS: dict[str, Kind] = {
-    "pararel": Kind({"relations": None, "max_facts": None}, BUILTIN, ()),
-    "pairs": Kind({"max_pairs": None}, BUILTIN, (".csv", ".tsv", ".jsonl")),
-    "task": Kind({"max_examples": None}, BUILTIN, (".jsonl",)),
-    "instructions": Kind({"max_prompts": None}, BUILTIN, (".jsonl", ".tsv")),
+    "pararel": Kind({"relations": None, "max_facts": None, "sample": "random"}, BUILTIN, ()),
+    "pairs": Kind({"max_pairs": None, "sample": "random"}, BUILTIN, (".csv", ".tsv", ".jsonl")),
+    "task": Kind({"max_examples": None, "sample": "random"}, BUILTIN, (".jsonl",)),
+    "instructions": Kind({"max_prompts": None, "sample": "random"}, BUILTIN, (".jsonl", ".tsv")),
     "vocabulary": Kind({"size": 26000}, WORDFREQ, ()),
     "prompts": Kind({"max_prompts": None}, BUILTIN, ()),
 }
@@ -78,7 +88,11 @@ def check_entry(kind: str, entry: dict) -> list[tuple[str, str]]:
     for name, value in entry.items():
         if name == "source" or (value is None and name != "size"):
             continue
-        if name == "relations":
+        if name == "sample":
+            if value not in SAMPLES:
+                problems.append((name, f"must be 'random' (seeded) or 'first' (file order), "
+                                       f"got {value!r}"))
+        elif name == "relations":
             if (not isinstance(value, list) or not value
                     or not all(isinstance(r, str) and r for r in value)):
                 problems.append((name, f"must be a non-empty list of relation ids, got {value!r}"))
@@ -88,15 +102,23 @@ def check_entry(kind: str, entry: dict) -> list[tuple[str, str]]:
     return problems
 
 
-def in_turn(items: Sequence, group: Callable, n: int | None) -> list:
-    """The first ``n`` items taking the groups in turn (the first item of each group in order of
-    first appearance, then the second, ...), returned in their original order."""
+def in_turn(items: Sequence, group: Callable, n: int | None, seed: int | None = None) -> list:
+    """``n`` items taking the groups in turn (one item of each group in order of first
+    appearance, then a second, ...), returned in their original order.
+
+    ``seed`` None: each group's items in file order (its first items); else each group's items
+    in an order drawn by ``numpy.random.default_rng(seed)`` (a seeded sample of each group).
+    """
     if n is None or n >= len(items):
         return list(items)
     groups: dict = {}
     for i, item in enumerate(items):
         groups.setdefault(group(item), []).append(i)
-    order = [i for rank in itertools.zip_longest(*groups.values()) for i in rank if i is not None]
+    members = list(groups.values())
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        members = [list(rng.permutation(m)) for m in members]
+    order = [i for rank in itertools.zip_longest(*members) for i in rank if i is not None]
     return [items[i] for i in sorted(order[:n])]
 
 
@@ -109,23 +131,26 @@ def _prompt_lines(path: Path) -> list[str]:
     return prompts
 
 
-def build(kind: str, entry: dict):
-    """The dataset an analysis of ``kind`` takes, loaded from ``entry`` with its limits applied:
-    list[Relation], list[ParaphrasePair], Task, list[InstructionPrompt], list[str] (words,
-    most frequent first) or list[str] (prompts)."""
+def build(kind: str, entry: dict, seed: int = 0):
+    """The dataset an analysis of ``kind`` takes, loaded from ``entry`` with its limits applied
+    (``entry["sample"]``: seeded with ``seed``, or file order): list[Relation],
+    list[ParaphrasePair], Task, list[InstructionPrompt], list[str] (words, most frequent first)
+    or list[str] (prompts)."""
     from tunescope import data
 
     source = entry["source"]
     own = source != KINDS[kind].builtin
+    sample = entry.get("sample", "random")
+    drawn = seed if sample == "random" else None
     if kind == "pararel":
         return data.pararel(relations=entry["relations"], path=source if own else None,
-                            max_facts=entry["max_facts"])
+                            max_facts=entry["max_facts"], sample=sample, seed=seed)
     if kind == "pairs":
         pairs = data.load_pairs(source) if own else data.builtin_pairs()
-        return in_turn(pairs, lambda p: p.label, entry["max_pairs"])
+        return in_turn(pairs, lambda p: (p.source, p.label), entry["max_pairs"], drawn)
     if kind == "task":
         task = data.load_task(source) if own else data.builtin_task()
-        examples = in_turn(task.examples, lambda e: e.label, entry["max_examples"])
+        examples = in_turn(task.examples, lambda e: e.label, entry["max_examples"], drawn)
         return dataclasses.replace(task, examples=tuple(examples))
     if kind == "instructions":
         if not own:
@@ -134,7 +159,7 @@ def build(kind: str, entry: dict):
             prompts = data.load_wu2024(source)
         else:
             prompts = data.load_instruction_jsonl(source)
-        return in_turn(prompts, lambda p: p.category or p.source, entry["max_prompts"])
+        return in_turn(prompts, lambda p: p.category or p.source, entry["max_prompts"], drawn)
     if kind == "vocabulary":
         if own:
             return list(data.load_word_frequencies(source).top(entry["size"]).words)

@@ -64,7 +64,7 @@ def datasets_for(spec: StudySpec, jobs: list[Job]) -> dict:
     from tunescope.study.datasets import build
 
     kinds = dict.fromkeys(REGISTRY[j.analysis].dataset for j in jobs)
-    return {k: build(k, spec.datasets[k]) for k in kinds}
+    return {k: build(k, spec.datasets[k], spec.seed) for k in kinds}
 
 
 def load_model(spec: StudySpec, key: str):

@@ -1,12 +1,13 @@
 """The terminal summary of a study: analyses x models, each cell the analysis' headline
-numbers (from its Result's summary), failed jobs with their reason."""
+numbers (from its Result's summary) and the number of degenerate figures it flags, failed jobs
+with their reason."""
 
 from __future__ import annotations
 
 from rich.markup import escape
 from rich.table import Table
 
-from tunescope.result import Result
+from tunescope.result import Result, flags
 
 HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
     "next_token_predictions": (("mean_top1_probability", "top-1 p"),),
@@ -60,8 +61,11 @@ def summary_table(models: list[str], analyses: list[str], results: dict[str, dic
         for key in models:
             result = results.get(analysis, {}).get(key)
             if result is not None:
-                cells.append("\n".join(f"{n} {_number(v)}"
-                                       for n, v in headline(analysis, result.summary)) or "done")
+                lines = [f"{n} {_number(v)}" for n, v in headline(analysis, result.summary)]
+                n_flags = len(flags(result))
+                if n_flags:
+                    lines.append(f"[yellow]{n_flags} flag(s): see the report[/yellow]")
+                cells.append("\n".join(lines) or "done")
             elif (key, analysis) in failed:
                 message = failed[(key, analysis)]
                 cells.append(f"[red]failed[/red]: {escape(message[:80])}")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from tunescope.report import figures
 from tunescope.report.markup import details, esc, figure, heading, note, slug, table
-from tunescope.result import Result
+from tunescope.result import Result, flags
 
 COMPARISON_COLUMNS = ["model", "metric", "key", "depth", "base", "tuned", "difference", "95% CI",
                       "test", "statistic", "p_value", "n_base", "n_tuned"]
@@ -107,7 +107,8 @@ def model_tables(ctx: Context, name: str, columns: list[str] | None = None,
 def summary_numbers(ctx: Context) -> str:
     """The Results' summary numbers side by side: one row per summary key, one column per
     model."""
-    keys = list(dict.fromkeys(k for res in ctx.results.values() for k in res.summary))
+    keys = list(dict.fromkeys(k for res in ctx.results.values() for k in res.summary
+                              if k != "flags"))
     if not keys:
         return ""
     frame = pd.DataFrame({"summary": keys, **{
@@ -127,6 +128,12 @@ def missing_notes(ctx: Context) -> list[str]:
         out.append(note(f"No {ctx.analysis} result for the {role} model {m['key']}{why}.",
                         "warning"))
     return out
+
+
+def flag_notes(ctx: Context) -> list[str]:
+    """A warning for each degenerate figure a model's Result flags (``summary["flags"]``)."""
+    return [note(f"{key}: {line}", "warning") for key, res in ctx.results.items()
+            for line in flags(res)]
 
 
 def _with_ci(frame: pd.DataFrame) -> pd.DataFrame:
@@ -221,6 +228,7 @@ def render_section(ctx: Context, description: str = "") -> str:
     if description:
         parts.append(f'<p class="intro">{esc(description)}</p>')
     parts += missing_notes(ctx)
+    parts += flag_notes(ctx)
     if not ctx.results:
         parts.append(note("No model has results for this analysis."))
     else:
