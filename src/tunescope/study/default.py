@@ -34,9 +34,10 @@ analyses:
     rank: 50                          #   the offline labeller gives the same label in every
     runs: 1                           #   run, so one run (the study: 5 LLM runs)
 datasets:
-  pararel:                            # 4 relations x 8 facts x their [Y]-last templates:
-    relations: [P17, P36, P37, P38]   #   about 145 queries scored against each relation's
-    max_facts: 8                      #   gold objects; recall uses the ones answered right
+  pararel:                            # 4 relations x 8 facts (drawn with the seed) x their
+    relations: [P17, P36, P37, P38]   #   [Y]-last templates: about 145 queries, each scored
+    max_facts: 8                      #   against all of its relation's 22-43 objects; recall
+                                      #   uses the ones answered right
   pairs: {max_pairs: 80}              # 40 paraphrases + 40 hard non-paraphrases
   task: {max_examples: 40}            # 20 per label; the probe trains on half; each example
                                       #   is scored 4 times (original + 3 perturbations)
