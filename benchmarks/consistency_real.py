@@ -31,7 +31,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=["gemma-3-270m", "smollm2-135m-instruct"])
     parser.add_argument("--save")
     args = parser.parse_args()
-    pairs = tunescope.data.builtin_pairs()
+    pairs = tunescope.data.builtin_pairs() + tunescope.data.pararel_pairs(
+        tunescope.data.pararel(y_last_only=False), max_pairs=160)
     task = tunescope.data.builtin_task()
     for name in args.models:
         lm = tunescope.load(name)
@@ -45,13 +46,14 @@ def main():
         print(f"C2: {len(pairs)} pairs, {len(sentences)} distinct sentences, "
               f"{lm.anatomy.n_layers + 1} layers x 2 poolings: {len(calls)} forward passes "
               f"for {batches} batches ({t2:.1f} s); each sentence runs once")
-        layers = c2.tables["layers"]
-        for pooling in ("mean", "last"):
-            best = c2.summary[f"{pooling}_best_layer"]
-            print(f"  {pooling:4s}: best layer {best} AUC {c2.summary[f'{pooling}_best_auc']:.3f} "
-                  f"gap {c2.summary[f'{pooling}_best_gap']:+.3f}; last layer AUC "
-                  f"{c2.summary[f'{pooling}_last_auc']:.3f} gap {c2.summary[f'{pooling}_last_gap']:+.3f}")
-        print(layers[layers["layer"] % 6 == 0].to_string(index=False, float_format="%.3f"))
+        summaries = c2.tables["summaries"]
+        auc = summaries[(summaries["metric"] == "auc") & (summaries["scope"] == "all_layers")]
+        print("  mean AUC over layers (95% CI), per pooling and source; lexical-overlap control:")
+        print(auc[["pooling", "source", "value", "ci_low", "ci_high", "n_layers_used"]]
+              .to_string(index=False, float_format="%.3f"))
+        print(c2.tables["lexical"].to_string(index=False, float_format="%.3f"))
+        for flag in c2.summary.get("flags", []):
+            print(f"  flag: {flag}")
         calls.clear()
         start = time.perf_counter()
         c3 = downstream_consistency(lm, task)

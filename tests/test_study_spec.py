@@ -15,6 +15,7 @@ from tunescope.data import builtin_instructions, builtin_pairs, builtin_task
 from tunescope.errors import TunescopeError
 from tunescope.study import GROUPS, Study, from_yaml, resolve
 from tunescope.study.datasets import build, in_turn
+from tunescope.study.datasets import builtin_pairs as study_pairs
 from tunescope.study.models import default_key
 from tunescope.study.spec import TOP_KEYS, differences, set_value
 
@@ -158,14 +159,15 @@ def test_dataset_limits_take_groups_in_turn(tmp_path):
     assert in_turn(list("aabbbc"), str, 4) == list("aabc")       # a, b, c, then the second a
     assert in_turn([1, 2, 3], str, None) == [1, 2, 3]
     first = {"sample": "first"}
-    pairs = build("pairs", {"source": "builtin", "max_pairs": 10, **first})
-    assert sum(p.label for p in pairs) == 5 and {p.source for p in pairs} == {"written",
-                                                                                "factual"}
-    for source in ("written", "factual"):      # each group's first items, in file order
+    pairs = build("pairs", {"source": "builtin", "max_pairs": 12, **first})
+    assert sum(p.label for p in pairs) == 6
+    assert {p.source for p in pairs} == {"written", "factual", "pararel"}
+    for source in ("written", "factual", "pararel"):    # each group's first items, in order
         for label in (0, 1):
-            group = [p for p in builtin_pairs() if (p.source, p.label) == (source, label)]
+            group = [p for p in study_pairs() if (p.source, p.label) == (source, label)]
             mine = [p for p in pairs if (p.source, p.label) == (source, label)]
-            assert mine == group[:len(mine)] and len(mine) in (2, 3)
+            assert mine == group[:2]
+    assert study_pairs()[:len(builtin_pairs())] == builtin_pairs()
     task = build("task", {"source": "builtin", "max_examples": 7, **first})
     assert task.examples == builtin_task().examples[:7] and task.labels == builtin_task().labels
     prompts = build("instructions", {"source": "builtin", "max_prompts": 6, **first})
@@ -190,9 +192,9 @@ def test_dataset_samples_are_seeded_and_cover_every_source_and_label():
     from collections import Counter
     entry = {"source": "builtin", "max_pairs": 40}
     pairs = build("pairs", entry, seed=0)
-    everything = builtin_pairs()
+    everything = study_pairs()
     groups = Counter((p.source, p.label) for p in everything)
-    assert len(groups) >= 4
+    assert len(groups) == 6
     got = Counter((p.source, p.label) for p in pairs)
     assert set(got) == set(groups) and max(got.values()) - min(got.values()) <= 1
     assert pairs == build("pairs", entry, seed=0) != build("pairs", entry, seed=1)

@@ -6,6 +6,9 @@
 * :func:`builtin_pairs` is a built-in set of 320 pairs, half paraphrases and half hard
   non-paraphrases (high word overlap, different meaning): 160 hand-written everyday sentences
   (``source="written"``) and 160 generated from true facts (``source="factual"``).
+* :func:`pararel_pairs` builds matched pairs from ParaRel relations (``source="pararel"``):
+  the same fact in two templates (paraphrase) against two facts in the same two templates
+  (non-paraphrase).
 * :func:`hf_pairs` loads MRPC or TaPaCo from the Hugging Face hub through the optional
   ``datasets`` package (``pip install tunescope[online]``).
 
@@ -21,9 +24,12 @@ import io
 import os
 import random
 from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 
-from tunescope.data.types import ParaphrasePair
+import numpy as np
+
+from tunescope.data.types import Fact, ParaphrasePair, Relation
 from tunescope.data.files import display_path, json_objects, one_line, read_text, shown
 from tunescope.errors import DataError, HubUnavailableError, TunescopeError
 
@@ -155,6 +161,92 @@ def builtin_pairs() -> list[ParaphrasePair]:
     languages, authors, painters, composers; non-paraphrases change the entity or the relation).
     """
     return list(_builtin())
+
+
+# --- ParaRel-derived pairs -------------------------------------------------------------------
+
+def _quotas(available: list[int], total: int) -> list[int]:
+    """``total`` split as evenly as possible over slots holding ``available`` items each: a
+    slot with fewer gets all of its items and the rest is shared by the others (earlier slots
+    get the remainder)."""
+    quotas = [0] * len(available)
+    open_ = [i for i, n in enumerate(available) if n > 0]
+    left = total
+    while left > 0 and open_:
+        share, extra = divmod(left, len(open_))
+        for k, i in enumerate(open_):
+            quotas[i] += min(share + (k < extra), available[i] - quotas[i])
+        left = total - sum(quotas)
+        open_ = [i for i in open_ if quotas[i] < available[i]]
+    return quotas
+
+
+def _partner(rng: np.random.Generator, facts: Sequence[Fact], f: Fact) -> Fact | None:
+    """A fact of the same relation with another subject, and another object where the
+    relation has one (uniform among those; None when no other subject exists)."""
+    others = [g for g in facts if g.subject != f.subject]
+    different = [g for g in others if g.object != f.object]
+    pool = different or others
+    return pool[int(rng.integers(len(pool)))] if pool else None
+
+
+def pararel_pairs(relations: Sequence[Relation], max_pairs: int | None = None,
+                  seed: int = 0) -> list[ParaphrasePair]:
+    """Matched paraphrase pairs from ParaRel relations (METHODS.md C2), ``source="pararel"``.
+
+    For a fact f (subject and object) of a relation and two of its templates i < j (in the
+    relation's template order):
+
+    * paraphrase (label 1): f filled into template i and into template j;
+    * non-paraphrase (label 0): f in template i and g in template j, where g is another fact of
+      the same relation with a different subject (and a different object wherever the relation
+      has one), drawn uniformly.
+
+    Every unit (f, i, j) gives both pairs, one after the other, so the two labels span the same
+    template pairs and differ only in the fact: the labels are balanced. Relations with fewer
+    than two templates or two subjects give none. A paraphrase repeats its subject and object
+    words and a non-paraphrase does not, so word overlap alone separates the labels well here:
+    read a model's AUC on these pairs against C2's lexical-overlap control.
+
+    Args:
+        relations: from :func:`tunescope.data.pararel` (pass ``y_last_only=False`` there to use
+            every template, not just those that end in ``[Y]``).
+        max_pairs: at most this many pairs in all (an odd number is rounded down; None: every
+            unit of every relation): ``max_pairs // 2`` units shared as evenly as possible
+            over the relations (a relation with fewer units gives all of them, the others
+            share the rest), each relation's units drawn without replacement.
+        seed: of ``numpy.random.default_rng``; the result is deterministic for a seed.
+
+    Returns: pairs in relation order, each relation's units in the order of (fact, i, j).
+    """
+    if max_pairs is not None and max_pairs < 2:
+        raise TunescopeError(f"max_pairs must be at least 2 (one paraphrase and one "
+                             f"non-paraphrase), got {max_pairs}")
+    rng = np.random.default_rng(seed)
+    units = []
+    for relation in relations:
+        n_templates = len(relation.templates)
+        subjects = {f.subject for f in relation.facts}
+        if n_templates < 2 or len(subjects) < 2:
+            units.append([])
+            continue
+        units.append([(f, i, j) for f in relation.facts for i in range(n_templates)
+                      for j in range(i + 1, n_templates)])
+    total = sum(map(len, units))
+    quotas = _quotas([len(u) for u in units], total if max_pairs is None
+                     else min(max_pairs // 2, total))
+    pairs = []
+    for relation, candidates, quota in zip(relations, units, quotas):
+        if quota < len(candidates):
+            chosen = np.sort(rng.choice(len(candidates), size=quota, replace=False))
+            candidates = [candidates[k] for k in chosen]
+        for f, i, j in candidates:
+            g = _partner(rng, relation.facts, f)
+            ti, tj = relation.templates[i], relation.templates[j]
+            first = ti.fill(f.subject, f.object)
+            pairs.append(ParaphrasePair(first, tj.fill(f.subject, f.object), 1, "pararel"))
+            pairs.append(ParaphrasePair(first, tj.fill(g.subject, g.object), 0, "pararel"))
+    return pairs
 
 
 # --- the Hugging Face hub ---------------------------------------------------------------------

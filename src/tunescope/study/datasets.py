@@ -146,7 +146,7 @@ def build(kind: str, entry: dict, seed: int = 0):
         return data.pararel(relations=entry["relations"], path=source if own else None,
                             max_facts=entry["max_facts"], sample=sample, seed=seed)
     if kind == "pairs":
-        pairs = data.load_pairs(source) if own else data.builtin_pairs()
+        pairs = data.load_pairs(source) if own else builtin_pairs(seed)
         return in_turn(pairs, lambda p: (p.source, p.label), entry["max_pairs"], drawn)
     if kind == "task":
         task = data.load_task(source) if own else data.builtin_task()
@@ -171,6 +171,21 @@ def build(kind: str, entry: dict, seed: int = 0):
     raise KeyError(kind)
 
 
+BUILTIN_PARAREL_PAIRS = 160
+"""ParaRel-derived pairs (:func:`tunescope.data.pararel_pairs` of the built-in ParaRel, every
+template) added to the built-in pairs source."""
+
+
+def builtin_pairs(seed: int = 0) -> list:
+    """The built-in pairs source of a study: the hand-written and fact-generated pairs of
+    :func:`tunescope.data.builtin_pairs`, then :data:`BUILTIN_PARAREL_PAIRS` pairs derived from
+    the built-in ParaRel (same fact in two templates vs another subject), drawn with ``seed``:
+    three sources ("written", "factual", "pararel"), each half paraphrases."""
+    from tunescope import data
+    return data.builtin_pairs() + data.pararel_pairs(data.pararel(y_last_only=False),
+                                                     max_pairs=BUILTIN_PARAREL_PAIRS, seed=seed)
+
+
 def content_hash(kind: str, entry: dict) -> str:
     """A hash of what the source holds (file bytes; a directory's data files; the wordfreq
     version), so that an edited input file counts as a changed study."""
@@ -184,16 +199,16 @@ def content_hash(kind: str, entry: dict) -> str:
         from tunescope.analyses.predictions import FACTUAL_PROMPTS
         digest.update("\n".join(FACTUAL_PROMPTS).encode())
         return digest.hexdigest()[:16]
-    if source == BUILTIN:
-        path = _builtin_path(kind)
-    else:
-        path = Path(source).expanduser()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
-        and not any(part.startswith(".") for part in p.relative_to(path).parts))
-    for f in files:
-        digest.update(str(f.relative_to(path) if f != path else f.name).encode())
-        digest.update(f.read_bytes())
+    paths = [Path(source).expanduser()] if source != BUILTIN else [_builtin_path(kind)]
+    if source == BUILTIN and kind == "pairs":
+        paths.append(_builtin_path("pararel"))          # the ParaRel-derived pairs
+    for path in paths:
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
+            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        for f in files:
+            digest.update(str(f.relative_to(path) if f != path else f.name).encode())
+            digest.update(f.read_bytes())
     return digest.hexdigest()[:16]
 
 

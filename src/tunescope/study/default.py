@@ -38,7 +38,8 @@ datasets:
     relations: [P17, P36, P37, P38]   #   [Y]-last templates: about 145 queries, each scored
     max_facts: 8                      #   against all of its relation's 22-43 objects; recall
                                       #   uses the ones answered right
-  pairs: {max_pairs: 80}              # 40 paraphrases + 40 hard non-paraphrases
+  pairs: {max_pairs: 120}             # 20 paraphrases + 20 non-paraphrases from each source:
+                                      #   written, factual, ParaRel-derived (seeded draw)
   task: {max_examples: 40}            # 20 per label; the probe trains on half; each example
                                       #   is scored 4 times (original + 3 perturbations)
   instructions: {max_prompts: 6}      # one prompt per category (writing, math, coding, ...)
