@@ -18,7 +18,7 @@ from tunescope.analyses.rotation import rotation_from_results
 from tunescope.compare import COLUMNS, COMPARERS, compare_results, compare_study
 from tunescope.compare.bootstrap import Resampler, bootstrap_p, percentile_ci, weighted_auc
 from tunescope.compare.depth import to_grid
-from tunescope.compare.prediction import subject_counts
+from tunescope.compare.prediction import fact_counts
 from tunescope.errors import TunescopeError
 from tunescope.result import Result
 
@@ -158,7 +158,7 @@ def test_prediction_consistency_hand_computed():
             sub = got[got["key"] == f"relation={rel}"].set_index("metric")[side]
             for metric in sub.index:
                 assert sub[metric] == pytest.approx(own.loc[rel, metric], nan_ok=True)
-    assert subject_counts(BASE_C1).set_index("subject").loc["A", "same_pairs"] == 1
+    assert fact_counts(BASE_C1).set_index("subject").loc["A", "same_pairs"] == 1
 
 
 def test_unpaired_subjects_and_missing_relations_are_noted():
@@ -168,9 +168,26 @@ def test_unpaired_subjects_and_missing_relations_are_noted():
                             result("prediction_consistency", {"predictions": tuned}), n_boot=50)
     p1 = table[table["key"] == "relation=P1"]
     assert (p1["test"] == "bootstrap_unpaired").all()
-    assert (p1["note"] == "different subjects: unpaired").all()
+    assert (p1["note"] == "different facts: unpaired").all()
     assert "P9" not in "".join(table["key"])
     assert table[table["key"] == ""]["note"].str.contains("1 relation").all()
+
+
+def test_facts_that_share_a_subject_are_compared_as_two_facts():
+    """Two facts of subject X get the same (identical-prompt) answers A, B: per fact the one
+    template pair disagrees (consistency 0); the tuned model answers each fact consistently."""
+    def table(answers):
+        return pd.DataFrame([{"relation": "R", "fact": f, "subject": "X", "template": t,
+                              "prediction": p, "correct": p == gold}
+                             for f, gold in ((0, "A"), (1, "B"))
+                             for t, p in zip(("t1", "t2"), answers[f])])
+    base = result("prediction_consistency", {"predictions": table({0: "AB", 1: "AB"})})
+    tuned = result("prediction_consistency", {"predictions": table({0: "AA", 1: "BB"})})
+    out = compare_results(base, tuned, n_boot=50)
+    r = out[out["key"] == "relation=R"].set_index("metric")
+    assert r.loc["consistency", ["base", "tuned"]].tolist() == [0.0, 1.0]
+    assert r.loc["consistent_and_correct", "tuned"] == 1.0 and (r["n_base"] == 2).all()
+    assert fact_counts(base.tables["predictions"])["template_pairs"].tolist() == [1, 1]
 
 
 # --- bootstrap intervals, seeds, Welch ----------------------------------------------------------
@@ -215,14 +232,20 @@ def test_compare_study_is_compare_results_per_tuned_model():
 
 # --- representation: paired vs unpaired ---------------------------------------------------------
 
-def _c2_result(cosines, labels, data="d0", n_layers=1, family="llama"):
-    """cosines [n_pairs, layers]; relative depth layer / (layers - 1)."""
+def _c2_result(cosines, labels, data="d0", n_layers=1, family="llama", normed=False):
+    """cosines [n_pairs, layers]; relative depth layer / (layers - 1). With ``normed`` the last
+    column is the final-normed layer (n_layers + 1, flagged as the analysis does); without it
+    the layers table has only the columns of older Results (no degenerate/band columns)."""
     n, k = cosines.shape
     pairs = pd.DataFrame({"pair": np.repeat(np.arange(n), k), "pooling": "mean",
                           "layer": np.tile(np.arange(k), n), "cosine": cosines.ravel(),
                           "label": np.repeat(labels, k), "source": "x"})
-    layers = pd.DataFrame({"pooling": "mean", "layer": np.arange(k),
-                           "relative_depth": np.arange(k) / (k - 1)})
+    blocks = k - 1 if normed else k
+    depth = np.minimum(np.arange(k), blocks - 1) / (blocks - 1)
+    layers = pd.DataFrame({"pooling": "mean", "layer": np.arange(k), "relative_depth": depth})
+    if normed:
+        layers = layers.assign(source="all", normed=np.arange(k) == k - 1,
+                               degenerate=np.ptp(cosines, axis=0) <= 1e-6)
     return result("representation_consistency", {"pairs": pairs, "layers": layers},
                   family=family, n_layers=n_layers, data=data)
 
@@ -250,9 +273,97 @@ def test_representation_paired_shift_has_a_point_interval_unpaired_does_not():
     assert (gap_u["ci_high"] - gap_u["ci_low"] > 0.05).all()
     assert gap_u["ci_low"].lt(0.1).all() and gap_u["ci_high"].gt(0.1).all()
     assert unpaired["note"].str.contains("different datasets").all()
-    best = rows(paired, "best_auc").loc["pooling=mean"]
-    assert best["base"] == pytest.approx(max(roc_auc_score(labels, base_cos[:, k]) for k in (0, 1)))
-    assert "best layer" in best["note"]
+    summary = rows(paired, "auc_all_layers").loc["pooling=mean"]
+    assert summary["base"] == pytest.approx(np.mean([roc_auc_score(labels, base_cos[:, k])
+                                                     for k in (0, 1)]))
+    assert np.isnan(summary["depth"]) and "mean over each model's own layers" in summary["note"]
+    late = rows(paired, "gap_late").loc["pooling=mean"]            # layer 1 of 1: depth 1
+    assert late["difference"] == pytest.approx(0.1) and late["ci_low"] == pytest.approx(0.1)
+    assert set(paired["metric"]) == {"gap", "auc"} | {f"{m}_{s}" for m in ("auc", "gap")
+                                                      for s in ("all_layers", "early",
+                                                                "middle", "late")}
+
+
+def test_representation_summaries_leave_out_degenerate_layers():
+    """A layer whose cosines are all equal is left out of the layer means and named in the
+    per-layer and summary notes; the normed layer gets rows of its own, not in the means."""
+    rng = np.random.default_rng(1)
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    cos = rng.uniform(0.0, 1.0, size=(6, 4))
+    cos[:, 0] = 1.0                                          # degenerate embedding layer
+    base = _c2_result(cos, labels, n_layers=2, normed=True)
+    tuned = _c2_result(cos + 0.2 * labels[:, None] * (np.arange(4) > 0), labels, n_layers=2,
+                       normed=True)
+    table = compare_results(base, tuned, n_boot=200)
+    auc = rows(table, "auc")
+    assert "degenerate layer in base and tuned" in auc.loc["pooling=mean,layer=0", "note"]
+    assert "degenerate" not in auc.loc["pooling=mean,layer=1", "note"]
+    assert auc.loc["pooling=mean,layer=normed", "base"] == pytest.approx(
+        roc_auc_score(labels, cos[:, 3]))
+    assert auc.loc["pooling=mean,layer=normed", "depth"] == 1.0
+    summary = rows(table, "auc_all_layers").loc["pooling=mean"]
+    assert summary["base"] == pytest.approx(np.mean([roc_auc_score(labels, cos[:, k])
+                                                     for k in (1, 2)]))   # not 0, not normed
+    assert "degenerate layers left out: base 0 / tuned 0" in summary["note"]
+    assert np.isnan(rows(table, "auc_early").loc["pooling=mean", "base"])  # only layer 0
+
+
+# --- downstream (C3): kappa and constant predictors ---------------------------------------------
+
+def _c3_predictions(predicted: dict[str, list[tuple[str, str]]], gold: list[str]) -> pd.DataFrame:
+    """Per mode, per example i: (original prediction, typo prediction)."""
+    return pd.DataFrame([{"mode": mode, "example_id": f"e{i}", "kind": kind, "gold": gold[i],
+                          "predicted": pair[j]}
+                         for mode, pairs in predicted.items() for i, pair in enumerate(pairs)
+                         for j, kind in enumerate(("original", "typo"))])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # sklearn: kappa of one label is undefined
+def test_downstream_kappa_rows_and_constant_predictor_notes():
+    from sklearn.metrics import cohen_kappa_score
+
+    from tunescope.compare.downstream import example_counts
+
+    gold = ["pos", "neg"] * 6
+    base_probe = [("pos", "pos"), ("neg", "pos"), ("pos", "neg"), ("neg", "neg")] * 3
+    tuned_probe = [("pos", "pos"), ("neg", "neg"), ("pos", "pos"), ("neg", "pos")] * 3
+    base = _c3_predictions({"probe": base_probe, "zero_shot": [("pos", "pos")] * 12}, gold)
+    tuned = _c3_predictions({"probe": tuned_probe, "zero_shot": [(g, g) for g in gold]}, gold)
+    table = compare_results(result("downstream_consistency", {"predictions": base}),
+                            result("downstream_consistency", {"predictions": tuned}),
+                            n_boot=300)
+    kappa = rows(table, "kappa")
+    for mode, b, t in (("probe", base_probe, tuned_probe),
+                       ("zero_shot", [("pos", "pos")] * 12, [(g, g) for g in gold])):
+        for side, pairs in (("base", b), ("tuned", t)):
+            expected = cohen_kappa_score([p[0] for p in pairs], [p[1] for p in pairs])
+            for kind in ("typo", "all"):
+                got = kappa.loc[f"mode={mode},perturbation={kind}", side]
+                assert got == pytest.approx(expected, nan_ok=True), (mode, side)
+    probe = kappa.loc["mode=probe,perturbation=all"]
+    # tuned by hand: p_o = 3/4, p_e = 1/2 * 3/4 + 1/2 * 1/4 = 1/2, kappa = 1/4 / 1/2
+    assert probe["base"] == pytest.approx(0.0) and probe["tuned"] == pytest.approx(0.5)
+    assert probe["test"] == "bootstrap_paired" and probe["ci_low"] <= probe["ci_high"]
+    zero = table[table["key"].str.startswith("mode=zero_shot")]
+    assert set(zero["metric"]) == {"accuracy_original", "accuracy_perturbed", "consistency",
+                                   "kappa"}
+    assert zero["note"].str.contains("constant predictor in zero_shot: base (always 'pos')",
+                                     regex=False).all()
+    assert not table.loc[table["key"].str.startswith("mode=probe"), "note"].str.contains(
+        "constant").any()
+    z = rows(zero, "kappa").loc["mode=zero_shot,perturbation=all"]
+    assert np.isnan(z["base"]) and z["tuned"] == 1.0
+    assert np.isnan(z["ci_low"]) and z["test"] == ""      # undefined on one side: no interval
+
+    # a bootstrap replicate's kappa = sklearn's kappa of the resampled examples' pairs
+    ids, parts = example_counts(base, "probe")
+    rng = np.random.default_rng(3)
+    weights = rng.multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=5)
+    replicates = parts["all"][2].kappa(weights.astype(np.float64))
+    for w, got in zip(weights, replicates):
+        chosen = [base_probe[int(i[1:])] for i, k in zip(ids, w) for _ in range(k)]
+        assert got == pytest.approx(cohen_kappa_score([p[0] for p in chosen],
+                                                      [p[1] for p in chosen]), nan_ok=True)
 
 
 # --- recall curves on different depths ----------------------------------------------------------
@@ -391,14 +502,17 @@ def _own_values(analysis, res) -> dict[tuple[str, str], float]:
         return {(m, f"relation={r.relation}"): getattr(r, m)
                 for r in t["per_relation"].itertuples() for m in ("accuracy", "consistency")}
     if analysis == "representation_consistency":
+        layers = t["layers"][(t["layers"]["source"] == "all") & ~t["layers"]["normed"]]
         own = {(m, f"pooling={r.pooling},layer={r.layer}"): getattr(r, m)
-               for r in t["layers"].itertuples() for m in ("gap", "auc")}
-        return {**own, **{("best_auc", f"pooling={p}"): res.summary[f"{p}_best_auc"]
-                          for p in ("mean", "last")}}
+               for r in layers.itertuples() for m in ("gap", "auc")}
+        summaries = {(f"{m}_{s}", f"pooling={p}"): res.summary[f"{p}_{m}_{s}"]
+                     for p in ("mean", "last") for m in ("auc", "gap")
+                     for s in ("all_layers", "early", "middle", "late")}
+        return {**own, **{k: np.nan if v is None else v for k, v in summaries.items()}}
     if analysis == "downstream_consistency":
         return {(m, f"mode={r.mode},perturbation={r.kind}"): getattr(r, m)
                 for r in t["metrics"].itertuples()
-                for m in ("accuracy_original", "accuracy_perturbed", "consistency")}
+                for m in ("accuracy_original", "accuracy_perturbed", "consistency", "kappa")}
     if analysis == "attention_knockout":
         return {("relative_change", f"block={r.block},layer={r.layer}"): r.mean
                 for r in t["curves"].itertuples()}
@@ -449,9 +563,15 @@ def test_same_depth_needs_no_interpolation():
     a = get("representation_consistency")
     base, tuned = (a.run(tiny_lm("llama", seed=s), pairs, a.make_config()) for s in (0, 1))
     table = compare_results(base, tuned, n_boot=100)
-    own = tuned.tables["layers"].set_index(["pooling", "layer"])
+    layers = tuned.tables["layers"]
+    own = layers[layers["source"] == "all"].set_index(["pooling", "layer"])
+    n_layers = tuned.summary["n_layers"]
     for r in table[table["metric"] == "auc"].itertuples():
         parts = dict(p.split("=") for p in r.key.split(","))
-        assert r.tuned == pytest.approx(own.loc[(parts["pooling"], int(parts["layer"])), "auc"])
+        layer = n_layers + 1 if parts["layer"] == "normed" else int(parts["layer"])
+        assert r.tuned == pytest.approx(own.loc[(parts["pooling"], layer), "auc"])
+        assert own.loc[(parts["pooling"], layer), "normed"] == (parts["layer"] == "normed")
     assert not table["note"].str.contains("interpolated|different architectures").any()
-    assert (table["test"] == "bootstrap_paired").all()
+    empty = table["base"].isna()       # last pooling, early band: only the degenerate layer 0
+    assert set(table.loc[empty, "metric"]) == {"auc_early", "gap_early"}
+    assert (table.loc[~empty, "test"] == "bootstrap_paired").all()

@@ -1,7 +1,10 @@
-"""downstream_consistency (C3): metrics by hand, zero-shot = manual scoring, batched pooled
+"""downstream_consistency (C3): metrics and kappa by hand and against scikit-learn, zero-shot =
+manual scoring, content-free calibration by hand, constant-predictor flags, batched pooled
 features = unbatched ones, early stop, a probe trained on clean training inputs only, errors."""
 
 import dataclasses
+import math
+import types
 
 import numpy as np
 import pandas as pd
@@ -10,9 +13,11 @@ import torch
 
 from tiny import tiny_lm, tiny_model, tiny_tokenizer
 from tunescope.analyses import REGISTRY
-from tunescope.analyses.downstream import (DownstreamConfig, consistency_metrics,
-                                           downstream_consistency, pooled_representations,
-                                           resolve_layer, stratified_split)
+from tunescope.analyses import downstream as downstream_module
+from tunescope.analyses.downstream import (DownstreamConfig, cohen_kappa, consistency_metrics,
+                                           constant_predictors, downstream_consistency,
+                                           pooled_representations, resolve_layer,
+                                           stratified_split)
 from tunescope.data.tasks import builtin_task
 from tunescope.data.types import Task, TaskExample
 from tunescope.engine.scoring import score_continuations
@@ -51,20 +56,50 @@ def test_consistency_metrics_hand_computed():
     table.loc[zs, "predicted"] = table.loc[zs, "gold"]
     got = consistency_metrics(table).set_index(["mode", "kind"])
     assert list(got.columns) == ["accuracy_original", "accuracy_perturbed", "consistency",
-                                 "n_pairs"]
-    expected = {  # accuracy_original, accuracy_perturbed, consistency, n_pairs
-        ("probe", "typo"): (1 / 3, 2 / 3, 2 / 3, 3),
-        ("probe", "para"): (1 / 2, 0.0, 1 / 2, 2),
-        ("probe", "all"): (1 / 3, 2 / 5, 3 / 5, 5),
-        ("zero_shot", "typo"): (1.0, 1.0, 1.0, 3),
-        ("zero_shot", "para"): (1.0, 1.0, 1.0, 2),
-        ("zero_shot", "all"): (1.0, 1.0, 1.0, 5),
+                                 "kappa", "n_pairs"]
+    # kappa by hand, e.g. probe/typo: original (pos, pos, neg), perturbed (pos, neg, neg):
+    # p_o = 2/3, p_e = 2/3 * 1/3 + 1/3 * 2/3 = 4/9, kappa = (2/3 - 4/9) / (1 - 4/9) = 0.4
+    expected = {  # accuracy_original, accuracy_perturbed, consistency, kappa, n_pairs
+        ("probe", "typo"): (1 / 3, 2 / 3, 2 / 3, 0.4, 3),
+        ("probe", "para"): (1 / 2, 0.0, 1 / 2, 0.0, 2),
+        ("probe", "all"): (1 / 3, 2 / 5, 3 / 5, 2 / 7, 5),
+        ("zero_shot", "typo"): (1.0, 1.0, 1.0, 1.0, 3),
+        ("zero_shot", "para"): (1.0, 1.0, 1.0, 1.0, 2),
+        ("zero_shot", "all"): (1.0, 1.0, 1.0, 1.0, 5),
     }
     assert list(got.index) == list(expected)
     for key, values in expected.items():
         assert tuple(got.loc[key]) == pytest.approx(values)
     with pytest.raises(ValueError, match="without an original"):
         consistency_metrics(table[table["kind"] != "original"])
+
+
+def test_cohen_kappa_against_sklearn_and_a_hand_computed_table():
+    from sklearn.metrics import cohen_kappa_score
+
+    # 2x2 table of (original, perturbed): (pos, pos) 20, (pos, neg) 5, (neg, pos) 10, (neg,
+    # neg) 15; p_o = 35/50, p_e = 25/50 * 30/50 + 25/50 * 20/50 = 0.5, kappa = 0.2 / 0.5 = 0.4
+    first = ["pos"] * 25 + ["neg"] * 25
+    second = ["pos"] * 20 + ["neg"] * 5 + ["pos"] * 10 + ["neg"] * 15
+    assert cohen_kappa(first, second) == pytest.approx(0.4)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.choice(["neg", "pos", "neutral"], size=30).tolist()
+        b = [x if rng.random() < 0.6 else rng.choice(["neg", "pos", "neutral"]) for x in a]
+        assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+    assert cohen_kappa(["pos"] * 4, ["pos", "neg", "pos", "pos"]) == pytest.approx(
+        cohen_kappa_score(["pos"] * 4, ["pos", "neg", "pos", "pos"])) == 0.0
+
+
+def test_kappa_of_a_constant_predictor_is_nan_not_one():
+    assert math.isnan(cohen_kappa(["pos"] * 5, ["pos"] * 5))
+    assert math.isnan(cohen_kappa([], []))
+    table = pd.DataFrame([{"mode": "zero_shot", "example_id": f"e{i}", "kind": k,
+                           "gold": ("neg", "pos")[i % 2], "predicted": "pos"}
+                          for i in range(4) for k in ("original", "typo")])
+    got = consistency_metrics(table).set_index("kind")
+    assert got.loc["all", "consistency"] == 1.0 and math.isnan(got.loc["all", "kappa"])
+    assert constant_predictors(table) == {"zero_shot": "pos"}
 
 
 # --- zero-shot ------------------------------------------------------------------------------
@@ -86,6 +121,103 @@ def test_zero_shot_is_argmax_of_manual_scores(chat):
             assert row["predicted"] == task.labels[int(np.argmax(manual))]
             np.testing.assert_allclose([row["logprob_negative"], row["logprob_positive"]],
                                        manual, atol=1e-5)
+
+
+def _fake_scores(monkeypatch, scores_of):
+    """score_continuations replaced by ``scores_of(prompt) -> [n_candidates]`` (nats)."""
+    def fake(lm, prompts, candidates, **kwargs):
+        return [types.SimpleNamespace(sum_logprob=np.asarray(scores_of(p), dtype=np.float64))
+                for p in prompts]
+    monkeypatch.setattr(downstream_module, "score_continuations", fake)
+
+
+def test_calibration_turns_a_constant_predictor_into_a_working_one(monkeypatch):
+    """Raw scores favour "positive" for every input (a constant predictor); the content-free
+    inputs show the same bias, so calibration recovers the gold labels. Everything is checked
+    against a hand computation from the scores."""
+    task = small_task(4)
+    gold = {ex.text: ex.label for ex in task.examples}
+    gold.update({t: ex.label for ex in task.examples for _, t in ex.perturbations})
+    content_free = {"N/A": (-3.0, -1.0), "[MASK]": (-2.5, -1.2), "": (-2.0, -1.5)}
+
+    def scores_of(prompt):
+        text = prompt.removeprefix("Review: ").removesuffix("\nSentiment:")
+        if text in content_free:
+            return content_free[text]
+        return (-2.0, -1.0) if gold[text] == "negative" else (-3.0, -0.5)
+
+    _fake_scores(monkeypatch, scores_of)
+    res = downstream_consistency(tiny_lm("llama"), task, DownstreamConfig(
+        modes=("zero_shot", "zero_shot_calibrated")))
+    preds = res.tables["predictions"]
+    raw = preds[preds["mode"] == "zero_shot"]
+    cal = preds[preds["mode"] == "zero_shot_calibrated"]
+    assert (raw["predicted"] == "positive").all()
+    # p_cf by hand: each content-free input's two probabilities renormalised, then averaged
+    p_cf = {"negative": 0.0, "positive": 0.0}
+    for neg, pos in content_free.values():
+        p_cf["negative"] += math.exp(neg) / (math.exp(neg) + math.exp(pos)) / 3
+        p_cf["positive"] += math.exp(pos) / (math.exp(neg) + math.exp(pos)) / 3
+    for label in p_cf:
+        assert res.summary[f"zero_shot_calibrated_p_cf_{label}"] == pytest.approx(p_cf[label])
+    assert res.summary["zero_shot_calibrated_content_free_inputs"] == ["N/A", "[MASK]", ""]
+    for row in cal.itertuples():
+        neg, pos = row.logprob_negative, row.logprob_positive
+        norm = math.log(math.exp(neg) + math.exp(pos))
+        expected = (neg - norm - math.log(p_cf["negative"]),
+                    pos - norm - math.log(p_cf["positive"]))
+        assert (row.calibrated_negative, row.calibrated_positive) == pytest.approx(expected)
+        assert row.predicted == ("negative" if expected[0] > expected[1] else "positive")
+        assert row.predicted == row.gold  # the bias removed, the margins separate the labels
+    assert raw[["calibrated_negative", "calibrated_positive"]].isna().all().all()
+    np.testing.assert_array_equal(raw["logprob_positive"], cal["logprob_positive"])
+    calibration = res.tables["calibration"]
+    assert list(calibration["input"]) == ["N/A", "[MASK]", ""]
+    assert calibration["probability_positive"].mean() == pytest.approx(p_cf["positive"])
+
+    summary = res.summary
+    assert (summary["zero_shot_accuracy_original"], summary["zero_shot_consistency"]) == (0.5, 1.0)
+    assert summary["zero_shot_kappa"] is None  # NaN: both lists constant
+    assert summary["zero_shot_calibrated_accuracy_original"] == 1.0
+    assert summary["zero_shot_calibrated_kappa"] == 1.0
+    assert len(summary["flags"]) == 1
+    assert summary["flags"][0].startswith("zero_shot is a constant predictor")
+    assert "'positive'" in summary["flags"][0] and "8 original inputs" in summary["flags"][0]
+
+
+def test_calibrated_mode_equals_hand_calibration_of_the_stored_scores():
+    """On a real (tiny) model: the calibration table's log-probabilities are the content-free
+    prompts' manual scores, and every calibrated prediction is the argmax of the stored raw
+    scores minus the bias computed from that table by hand."""
+    lm = tiny_lm("gemma3")
+    task = small_task(2)
+    res = downstream_consistency(lm, task, DownstreamConfig(
+        modes=("zero_shot_calibrated",), content_free_inputs=("N/A", "")))
+    table = res.tables["calibration"]
+    for row in table.itertuples():
+        manual = score_continuations(lm, [f"Review: {row.input}\nSentiment:"],
+                                     [[" negative", " positive"]], sep="")[0].sum_logprob
+        np.testing.assert_allclose([row.logprob_negative, row.logprob_positive], manual,
+                                   atol=1e-5)
+    probs = np.exp(table[["logprob_negative", "logprob_positive"]].to_numpy())
+    log_p_cf = np.log((probs / probs.sum(1, keepdims=True)).mean(0))
+    preds = res.tables["predictions"]
+    assert set(preds["mode"]) == {"zero_shot_calibrated"}
+    scores = preds[["logprob_negative", "logprob_positive"]].to_numpy()
+    log_p = scores - np.log(np.exp(scores).sum(1, keepdims=True))
+    np.testing.assert_allclose(preds[["calibrated_negative", "calibrated_positive"]],
+                               log_p - log_p_cf, atol=1e-9)
+    assert list(preds["predicted"]) == [task.labels[i] for i in np.argmax(log_p - log_p_cf, 1)]
+
+
+def test_constant_flag_only_for_one_label_on_every_original(monkeypatch):
+    task = small_task(3)
+    texts = [ex.text for ex in task.examples]
+    # one original of six gets "negative": not constant (the rule is strict)
+    _fake_scores(monkeypatch, lambda p: (0.0, -1.0) if texts[0] in p else (-1.0, 0.0))
+    res = downstream_consistency(tiny_lm("llama"), task, DownstreamConfig(modes=("zero_shot",)))
+    assert "flags" not in res.summary
+    assert res.summary["zero_shot_kappa"] is not None
 
 
 # --- representations ------------------------------------------------------------------------
@@ -116,14 +248,13 @@ def test_pooled_features_equal_unbatched(family, pooling):
         np.testing.assert_allclose(batched, manual, atol=1e-5)
 
 
-def test_mean_pooling_without_bos_leaves_out_the_first_word_mean_all_keeps_it():
+def test_mean_pooling_without_bos_keeps_the_first_word():
+    """Without a special token at position 0 "mean" averages every token, like "mean_all"."""
     lm = LM.from_hf(tiny_model("gpt2"), tiny_tokenizer(bos=False), name="tiny-nobos")
-    batched = pooled_representations(lm, TEXTS, 1, "mean", batch_size=2)
-    manual = np.stack([_unbatched(lm, t, 1, "mean", skip_first=True) for t in TEXTS])
-    np.testing.assert_allclose(batched, manual, atol=1e-5)
-    batched = pooled_representations(lm, TEXTS, 1, "mean_all", batch_size=2)
     manual = np.stack([_unbatched(lm, t, 1, "mean", skip_first=False) for t in TEXTS])
-    np.testing.assert_allclose(batched, manual, atol=1e-5)
+    for pooling in ("mean", "mean_all"):
+        batched = pooled_representations(lm, TEXTS, 1, pooling, batch_size=2)
+        np.testing.assert_allclose(batched, manual, atol=1e-5)
 
 
 def test_forward_pass_stops_after_the_probe_layer():
@@ -197,6 +328,8 @@ def test_clear_errors():
         (dataclasses.replace(task, examples=task.examples[::2]), {"modes": ("probe",)},
          "two or more labels"),
         (task, {"modes": ("probe", "finetune")}, "unknown mode"),
+        (task, {"modes": ("zero_shot_calibrated",), "content_free_inputs": ()},
+         "content-free"),
         (task, {"pooling": "max"}, "unknown pooling"),
         (task, {"layer": 3, "modes": ("probe",)}, "out of range"),
         (task, {"layer": -4, "modes": ("probe",)}, "out of range"),
@@ -218,19 +351,30 @@ def test_builtin_slice_end_to_end_and_round_trip(tmp_path):
                                  REGISTRY["downstream_consistency"].make_config(pooling="last"))
     preds, metrics = res.tables["predictions"], res.tables["metrics"]
     assert list(preds.columns) == ["mode", "example_id", "kind", "text", "gold", "predicted",
-                                   "logprob_negative", "logprob_positive"]
+                                   "logprob_negative", "logprob_positive",
+                                   "calibrated_negative", "calibrated_positive"]
     assert list(metrics.columns) == ["mode", "kind", "accuracy_original", "accuracy_perturbed",
-                                     "consistency", "n_pairs"]
+                                     "consistency", "kappa", "n_pairs"]
+    assert list(res.tables) == ["predictions", "metrics", "calibration"]
     n_test = res.summary["probe_n_test"]
     assert res.summary["probe_n_train"] + n_test == 40
-    kinds = ["paraphrase", "typo", "casing", "all"]
-    assert list(metrics["kind"]) == kinds * 2
-    assert list(metrics["n_pairs"]) == [n_test] * 3 + [3 * n_test] + [40] * 3 + [120]
+    kinds = ["paraphrase", "typo", "casing", "synonym", "all"]
+    modes = ["probe", "zero_shot", "zero_shot_calibrated"]
+    assert list(metrics["mode"]) == [m for m in modes for _ in kinds]
+    assert list(metrics["kind"]) == kinds * 3
+    n_synonym = sum("synonym" in dict(ex.perturbations) for ex in task.examples)
+    assert 30 <= n_synonym < 40
+    zero_shot_pairs = [40, 40, 40, n_synonym, 120 + n_synonym]
+    assert list(metrics["n_pairs"])[5:] == zero_shot_pairs * 2
+    assert list(metrics["n_pairs"])[:3] == [n_test] * 3
     assert preds.loc[preds["mode"] == "probe", "logprob_positive"].isna().all()
-    assert preds.loc[preds["mode"] == "zero_shot", "logprob_positive"].notna().all()
-    for mode in ("probe", "zero_shot"):
+    assert preds.loc[preds["mode"] != "probe", "logprob_positive"].notna().all()
+    for mode in modes:
         assert 0 <= res.summary[f"{mode}_consistency"] <= 1
         row = metrics[(metrics["mode"] == mode) & (metrics["kind"] == "all")].iloc[0]
         assert res.summary[f"{mode}_accuracy_original"] == row["accuracy_original"]
+        kappa = res.summary[f"{mode}_kappa"]  # None where NaN (JSON)
+        assert math.isnan(row["kappa"]) if kappa is None else kappa == row["kappa"]
+    assert res.provenance["config"]["content_free_inputs"] == ["N/A", "[MASK]", ""]
     assert res.provenance["seed"] == 0 and res.provenance["dataset"]["size"] == 40
     assert Result.load(res.save(tmp_path / "c3")) == res

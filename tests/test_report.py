@@ -174,7 +174,7 @@ def test_every_analysis_has_a_section_with_its_figures():
     page = render_report(study, models, results, comparisons, run_info)
     sections = _sections(page)
     expected = {"prediction_consistency": 2, "representation_consistency": 2,
-                "downstream_consistency": 1, "attention_knockout": 1, "extraction_rate": 1,
+                "downstream_consistency": 2, "attention_knockout": 1, "extraction_rate": 1,
                 "subject_enrichment": 2, "attribution": 1, "attention_heads": 1,
                 "ffn_concepts": 2, "next_token_predictions": 1}
     assert set(expected) == set(REGISTRY) == set(SECTIONS)
@@ -339,3 +339,15 @@ def test_value_formatting():
     assert fmt({"a": 0.8333333, "b": [1 / 3, "<i>"]}) == (
         "{&quot;a&quot;: 0.8333, &quot;b&quot;: [0.3333, &quot;&lt;i&gt;&quot;]}")
     assert fmt("x" * 200, limit=10) == "x" * 9 + "…"
+
+
+def test_flagged_figures_are_shown_as_warnings_not_as_summary_numbers():
+    """A Result's summary["flags"] (degenerate figures) become escaped warnings in its
+    section; the flag list is not shown as a summary number."""
+    models = _models("base", "tuned")
+    flagged = _c1([0.5, 1.0])
+    flagged.summary["flags"] = ["C1 P30: one candidate object " + SCRIPT]
+    results = {"prediction_consistency": {"base": flagged, "tuned": _c1([0.75, 1.0])}}
+    c1 = _sections(render_report({}, models, results, {}))["sec-prediction_consistency"]
+    assert '<p class="warning">base: C1 P30: one candidate object &lt;script&gt;' in c1
+    assert c1.count("one candidate object") == 1 and "<td>flags</td>" not in c1

@@ -9,10 +9,11 @@ from collections import Counter
 
 import pytest
 
-from tunescope.data.pairs import builtin_pairs, hf_pairs, load_pairs, tapaco_pairs
-from tunescope.data.perturb import NEGATIONS, recase, typo
+from tunescope.data import pararel
+from tunescope.data.pairs import builtin_pairs, hf_pairs, load_pairs, pararel_pairs, tapaco_pairs
+from tunescope.data.perturb import NEGATIONS, SYNONYM_GROUPS, SYNONYMS, recase, synonym_swap, typo
 from tunescope.data.tasks import builtin_task, hf_task, load_task
-from tunescope.data.types import ParaphrasePair, Task
+from tunescope.data.types import Fact, ParaphrasePair, Relation, Task, Template
 from tunescope.errors import DataError, TunescopeError
 
 
@@ -23,6 +24,106 @@ def _write(path, text):
 
 def _jsonl(path, rows):
     return _write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# --- ParaRel-derived pairs ---------------------------------------------------------------------
+
+REAL_PARAREL = "/work/shared/data/pararel"
+
+
+def _readings(relation, sentence):
+    """Every (template index, fact) of ``relation`` that fills to ``sentence``."""
+    return {(i, f) for i, t in enumerate(relation.templates) for f in relation.facts
+            if t.fill(f.subject, f.object) == sentence}
+
+
+def _is_matched(relation, para, non) -> bool:
+    """``para`` = f in templates i != j and ``non`` = f in i, g in j, with g another subject
+    and, where the relation has a fact with another subject and object, another object."""
+    for i, f in _readings(relation, para.a):
+        other_object = any(h.subject != f.subject and h.object != f.object
+                           for h in relation.facts)
+        for j, f2 in _readings(relation, para.b):
+            if f2 != f or j == i:
+                continue
+            for j2, g in _readings(relation, non.b):
+                if (j2 == j and g.subject != f.subject
+                        and (g.object != f.object or not other_object)):
+                    return True
+    return False
+
+
+def _check_matched(relations, pairs):
+    """Pairs come in units: a paraphrase then its matched non-paraphrase (same first
+    sentence), all from one relation."""
+    assert len(pairs) % 2 == 0
+    for para, non in zip(pairs[::2], pairs[1::2]):
+        assert (para.label, non.label, para.source, non.source) == (1, 0, "pararel", "pararel")
+        assert para.a == non.a and para.b != non.b and para.a != para.b
+        assert any(_is_matched(r, para, non) for r in relations), (para, non)
+
+
+def test_pararel_pairs_hand_built_relation():
+    templates = tuple(Template("P1", p) for p in ("[X] lives in [Y].", "[X] resides in [Y].",
+                                                   "The home of [X] is [Y]."))
+    facts = (Fact("P1", "Ann", "Oslo"), Fact("P1", "Bob", "Rome"), Fact("P1", "Cid", "Oslo"))
+    relation = Relation("P1", templates, facts)
+    pairs = pararel_pairs([relation], seed=4)
+    assert len(pairs) == 2 * 3 * 3                      # 3 facts x 3 template pairs x 2 labels
+    assert pairs[0] == ParaphrasePair("Ann lives in Oslo.", "Ann resides in Oslo.", 1, "pararel")
+    assert pairs[1] == ParaphrasePair("Ann lives in Oslo.", "Bob resides in Rome.", 0, "pararel")
+    # Ann and Cid share Oslo: their non-paraphrase partner must be Bob (another object exists)
+    for para, non in zip(pairs[::2], pairs[1::2]):
+        if "Bob" not in para.a:
+            assert "Bob" in non.b and "Rome" in non.b
+    _check_matched([relation], pairs)
+    one = Relation("P2", templates[:1], facts)
+    same = Relation("P3", templates, (facts[0], Fact("P3", "Ann", "Bergen")))
+    assert pararel_pairs([one, same]) == []             # one template; one subject
+
+
+def test_pararel_pairs_builtin_balanced_matched_deterministic():
+    relations = pararel()
+    pairs = pararel_pairs(relations, max_pairs=240, seed=0)
+    assert len(pairs) == 240
+    assert Counter(p.label for p in pairs) == {1: 120, 0: 120}
+    assert {p.source for p in pairs} == {"pararel"}
+    _check_matched(relations, pairs)
+    assert pararel_pairs(relations, max_pairs=240, seed=0) == pairs
+    assert pararel_pairs(relations, max_pairs=240, seed=1) != pairs
+    # taken evenly: 120 units over 12 relations = 10 each
+    per_relation = Counter(next(r.id for r in relations if _readings(r, p.b))
+                           for p in pairs[::2])
+    assert set(per_relation.values()) == {10} and len(per_relation) == len(relations)
+    assert len(pararel_pairs(relations, max_pairs=7)) == 6      # rounded down to even
+    everything = pararel_pairs(relations)
+    n_units = sum(len(r.facts) * len(r.templates) * (len(r.templates) - 1) // 2
+                  for r in relations)
+    assert len(everything) == 2 * n_units and len(set(everything)) == len(everything)
+    with pytest.raises(TunescopeError, match="max_pairs must be at least 2"):
+        pararel_pairs(relations, max_pairs=1)
+
+
+def test_pararel_pairs_uneven_relations_share_the_rest():
+    templates = tuple(Template("P1", p) for p in ("[X] lives in [Y].", "[X] resides in [Y]."))
+    small = Relation("P1", templates, (Fact("P1", "Ann", "Oslo"), Fact("P1", "Bob", "Rome")))
+    big = Relation("P2", tuple(Template("P2", p.pattern) for p in templates),
+                   tuple(Fact("P2", s, o) for s, o in [("Cid", "Oslo"), ("Dan", "Rome"),
+                                                        ("Eve", "Nice"), ("Fay", "Bonn"),
+                                                        ("Gus", "Kiel")]))
+    pairs = pararel_pairs([small, big], max_pairs=12)   # 6 units: small has 2, big gets 4
+    firsts = [p.a.split(" ")[0] for p in pairs[::2]]
+    assert len(pairs) == 12 and sum(n in ("Ann", "Bob") for n in firsts) == 2
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir(REAL_PARAREL), reason="no ParaRel copy")
+def test_pararel_pairs_real_p36():
+    relations = pararel(["P36"], path=REAL_PARAREL)
+    pairs = pararel_pairs(relations, max_pairs=400, seed=0)
+    assert len(pairs) == 400 and Counter(p.label for p in pairs) == {1: 200, 0: 200}
+    _check_matched(relations, pairs)
+    assert pairs == pararel_pairs(relations, max_pairs=400, seed=0)
+    assert len(set(pairs)) == len(pairs)
 
 
 # --- built-in pairs ---------------------------------------------------------------------------
@@ -82,9 +183,20 @@ def test_builtin_task_size_balance_and_perturbations():
     for ex in task.examples:
         kinds = dict(ex.perturbations)
         assert len(kinds) >= 3
-        assert {"paraphrase", "typo", "casing"} <= set(kinds)
+        assert {"paraphrase", "typo", "casing"} <= set(kinds) <= {"paraphrase", "typo",
+                                                                  "casing", "synonym"}
         for kind, text in ex.perturbations:
             assert text.strip() and text != ex.text, (ex.id, kind)
+
+
+def test_builtin_synonym_swaps_are_stored_for_nearly_every_example_and_reproducible():
+    examples = builtin_task().examples
+    with_synonym = [ex for ex in examples if "synonym" in dict(ex.perturbations)]
+    assert len(with_synonym) >= 0.8 * len(examples)
+    for number, ex in enumerate(examples, start=1):  # seed = example number, as the others
+        swapped = synonym_swap(ex.text, number)
+        assert dict(ex.perturbations).get("synonym", ex.text) == swapped
+        assert [k for k, _ in ex.perturbations][:3] == ["paraphrase", "typo", "casing"]
 
 
 def test_builtin_typos_keep_negations():
@@ -131,6 +243,50 @@ def test_typo_avoids_given_vocabulary():
     seen = {typo(text, s, avoid={"desert", "cake", "clod", "come"}) for s in range(30)}
     for out in seen:
         assert not {"desert", "cake", "clod"} & set(out.lower().strip(".").split())
+
+
+@pytest.mark.parametrize("text", ["The staff was friendly, but the film was not good.",
+                                  "I never want to see this movie again!", "A dull film.",
+                                  "An excellent, really funny movie!"])
+def test_synonym_swap_deterministic_and_different(text):
+    out = synonym_swap(text, 5)
+    assert out == synonym_swap(text, 5) and out != text
+    assert len(out.split()) >= len(text.split())
+    changed = [(a, b) for a, b in zip(text.split(), out.split()) if a != b]
+    for a, b in changed:  # a word of the table for one of its synonyms (or the article before)
+        a, b = a.strip(".,!?").lower(), b.strip(".,!?").lower()
+        assert a in ("a", "an") or b in SYNONYMS.get(a, ()) or " " in SYNONYMS.get(a, ("",))[0]
+
+
+def test_synonym_swap_casing_articles_and_compounds():
+    assert synonym_swap("A dull film.", 0) in {"A boring film.", "A dull movie.", "A boring movie."}
+    assert synonym_swap("An excellent FILM", 1).split()[-1] in {"FILM", "MOVIE"}
+    for seed in range(10):
+        out = synonym_swap("A disappointing, heavy-handed ending", seed)
+        assert "heavy-handed" in out
+        if out.startswith("An "):
+            assert out.split()[1][0] in "aeiouAEIOU"
+    assert synonym_swap("Nothing here matches.", 3) == "Nothing here matches."
+
+
+def test_synonym_swap_leaves_negations_alone():
+    text = "The film was not bad, never boring and nothing was awful; I don't regret it."
+    for seed in range(20):
+        out = synonym_swap(text, seed)
+        assert out != text
+        for word in ("not", "never", "nothing", "don't"):
+            assert out.split().count(word) == text.split().count(word)
+
+
+def test_synonym_table_keeps_polarity_and_never_holds_a_negation():
+    words = {g: set(d) | {w for subs in d.values() for w in subs}
+             for g, d in SYNONYM_GROUPS.items()}
+    assert not words["positive"] & words["negative"]
+    assert not words["neutral"] & (words["positive"] | words["negative"])
+    for group in words.values():
+        for entry in group:
+            assert not set(entry.split()) & NEGATIONS and "n't" not in entry
+    assert all(k == k.lower() and subs and k not in subs for k, subs in SYNONYMS.items())
 
 
 @pytest.mark.parametrize("text", ["", "42", "ok", "?"])
@@ -378,10 +534,11 @@ def test_hf_task_with_fake_hub(monkeypatch):
     task = hf_task("sst2")
     assert task.labels == ("negative", "positive") and len(task.examples) == 2
     assert [ex.label for ex in task.examples] == ["positive", "negative"]
-    for ex in task.examples:
+    for row, ex in enumerate(task.examples):  # seed 0: the seed is the row number
         kinds = dict(ex.perturbations)
-        assert set(kinds) == {"typo", "casing"}
+        assert set(kinds) == {"typo", "casing", "synonym"}  # "film", "dull": in the table
         assert all(v != ex.text for v in kinds.values())
+        assert kinds["synonym"] == synonym_swap(ex.text, row)
     assert hf_task("sst2") == task
     assert hf_task("sst2", limit=1).examples == task.examples[:1]
     rte_task = hf_task("rte")

@@ -2,12 +2,14 @@
 
 * :func:`builtin_task` is a sentiment task of 200 short review sentences (movies, products,
   restaurants; 100 positive, 100 negative), each with a hand-written ``"paraphrase"`` and a
-  ``"typo"`` and a ``"casing"`` perturbation made by :mod:`tunescope.data.perturb`.
+  ``"typo"`` and a ``"casing"`` perturbation made by :mod:`tunescope.data.perturb`, and (170 of
+  them, those with a word in the synonym table) a ``"synonym"`` perturbation.
 * :func:`load_task` reads a user's JSONL task: an optional header object
   ``{"task", "labels", "label_words", "prompt_template"}`` on the first line, then rows
   ``{"id", "text", "label", "perturbations": {kind: text}}``.
 * :func:`hf_task` loads SST-2 or RTE through the optional ``datasets`` package and adds
-  ``"typo"`` and ``"casing"`` perturbations by code. It adds no ``"paraphrase"``: that needs a
+  ``"typo"``, ``"casing"`` and (where a word of the table occurs) ``"synonym"`` perturbations
+  by code. It adds no ``"paraphrase"``: that needs a
   paraphrase model, which is not available offline.
 
 Every malformed line raises :class:`~tunescope.errors.DataError` naming file, line and field.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from tunescope.data.files import display_path, json_objects, listed, read_text, shown
 from tunescope.data.pairs import hub_load
-from tunescope.data.perturb import recase, typo
+from tunescope.data.perturb import recase, synonym_swap, typo
 from tunescope.data.types import Task, TaskExample
 from tunescope.errors import DataError, TunescopeError
 
@@ -157,12 +159,15 @@ def builtin_task_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def builtin_task() -> Task:
-    """The built-in sentiment task: 200 reviews, 100 per label, 3 perturbations each.
+    """The built-in sentiment task: 200 reviews, 100 per label, 3 or 4 perturbations each.
 
     Labels ``("negative", "positive")`` scored as `` negative`` / `` positive`` after the
     prompt :data:`SENTIMENT_TEMPLATE`. Perturbation kinds: ``"paraphrase"`` (hand-written,
-    same sentiment), ``"typo"`` (:func:`~tunescope.data.perturb.typo`, seed = example number)
-    and ``"casing"`` (:func:`~tunescope.data.perturb.recase`, same seed).
+    same sentiment), ``"typo"`` (:func:`~tunescope.data.perturb.typo`, seed = example number;
+    a few were picked by hand where the seeded typo made a real word), ``"casing"``
+    (:func:`~tunescope.data.perturb.recase`, same seed) and ``"synonym"``
+    (:func:`~tunescope.data.perturb.synonym_swap`, same seed; stored for the 170 examples with
+    a word in its table, absent for the other 30). All are stored in the JSONL file.
     """
     task = load_task(builtin_task_path())
     return dataclasses.replace(task, name="sentiment", labels=SENTIMENT_LABELS,
@@ -171,21 +176,27 @@ def builtin_task() -> Task:
 
 def perturbed(ex_id: str, text: str, label: str, seed: int,
               vocabulary: frozenset[str] = frozenset()) -> TaskExample:
-    """A TaskExample with code-made ``"typo"`` and ``"casing"`` perturbations for ``seed``.
+    """A TaskExample with code-made ``"typo"``, ``"casing"`` and ``"synonym"`` perturbations
+    for ``seed`` (``"synonym"`` only where :func:`synonym_swap` changes the text).
 
     ``vocabulary`` holds real words a typo must not produce (see :func:`typo`).
     """
-    return TaskExample(ex_id, text, label, (("typo", typo(text, seed, avoid=vocabulary)),
-                                            ("casing", recase(text, seed))))
+    perts = [("typo", typo(text, seed, avoid=vocabulary)), ("casing", recase(text, seed))]
+    swapped = synonym_swap(text, seed)
+    if swapped != text:
+        perts.append(("synonym", swapped))
+    return TaskExample(ex_id, text, label, tuple(perts))
 
 
 def hf_task(name: str, split: str = "validation", limit: int | None = None, *,
             seed: int = 0) -> Task:
-    """SST-2 or RTE from the Hugging Face hub (GLUE), with typo and casing perturbations.
+    """SST-2 or RTE from the Hugging Face hub (GLUE), with typo, casing and synonym
+    perturbations.
 
     ``name``: ``"sst2"`` (also ``"glue/sst2"``) or ``"rte"`` (also ``"glue/rte"``). RTE's text
     is premise + " " + hypothesis; its labels are ``entailment`` / ``not_entailment``, scored
-    as `` yes`` / `` no``. Perturbations are ``"typo"`` and ``"casing"`` only, made with seed
+    as `` yes`` / `` no``. Perturbations are ``"typo"``, ``"casing"`` and ``"synonym"`` (the
+    last only for texts with a word in :data:`~tunescope.data.perturb.SYNONYMS`), made with seed
     ``seed * 1_000_003 + row number``; typos avoid every word that occurs in the split. There
     is no ``"paraphrase"``: that needs a paraphrase model, and none is available offline.
     Unlabelled rows (GLUE test splits) are skipped; ``limit`` caps the number of examples.

@@ -21,7 +21,8 @@ analyses:
   next_token_predictions: {}          # 5 factual prompts: a glance at what each model knows
   prediction_consistency: {}          # C1 over the ParaRel sample below
   representation_consistency: {}      # C2, every layer, mean and last-token pooling
-  downstream_consistency: {}          # C3, probe and zero-shot, 3 perturbations per example
+  downstream_consistency: {}          # C3: probe, zero-shot raw and calibrated, kappa;
+                                      #   up to 4 perturbations per example
   attention_knockout:                 # C4; each example costs 3 blocked sets x n_layers
     max_examples: 10                  #   counterfactual rows (Gemma 18 layers, SmolLM2 30)
   extraction_rate: {max_examples: 10}
@@ -41,7 +42,7 @@ datasets:
   pairs: {max_pairs: 120}             # 20 paraphrases + 20 non-paraphrases from each source:
                                       #   written, factual, ParaRel-derived (seeded draw)
   task: {max_examples: 40}            # 20 per label; the probe trains on half; each example
-                                      #   is scored 4 times (original + 3 perturbations)
+                                      #   is scored up to 5 times (original + 4 perturbations)
   instructions: {max_prompts: 6}      # one prompt per category (writing, math, coding, ...)
   vocabulary: {size: 4000}            # the 4,000 most frequent English words (baseline: 3,000)
 seed: 0
