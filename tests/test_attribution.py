@@ -1,5 +1,7 @@
 """W1 attribution analysis: scores from the engine's attributions, chat spans, statistics, heatmap."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,11 +56,12 @@ def test_chat_mode_moves_spans_with_the_text():
     shown = model_input(lm, PROMPTS[0], chat=True)
     assert shown.text.startswith("<|user|>\n") and shown.text.endswith("<|assistant|>\n")
     assert shown.instruction == PROMPTS[0].instruction
-    raw = attribution(lm, PROMPTS[:1], get("attribution").make_config(max_new_tokens=3))
+    raw = attribution(lm, PROMPTS[:1], get("attribution").make_config(max_new_tokens=3,
+                                                                       chat="raw"))
     chat = attribution(lm, PROMPTS[:1], get("attribution").make_config(max_new_tokens=3, chat=True))
     assert (raw.tables["per_prompt"]["n_instruction_tokens"].item()
             == chat.tables["per_prompt"]["n_instruction_tokens"].item())
-    assert chat.summary["prompt_format"] == "chat"
+    assert chat.summary["prompt_format"] == "chat" and raw.summary["prompt_format"] == "raw"
 
 
 def test_chat_template_that_writes_bos_is_attributed_with_one_bos():
@@ -106,3 +109,135 @@ def test_heatmap_escapes_text():
 def test_errors():
     with pytest.raises(TunescopeError, match="no instruction prompts"):
         attribution(tiny_lm("gpt2"), [])
+
+
+# --- empty responses, chat formats, configs -------------------------------------------------------
+
+def test_empty_responses_score_zero_and_are_counted(monkeypatch):
+    """The model stops at once on p2 (generation replaced): by the study's rule its score is
+    0.0, not NaN, and the Result counts it; p1 is scored as without the replacement."""
+    import sys
+    module = sys.modules["tunescope.analyses.attribution"]     # the name is the function's
+    lm = tiny_lm("llama")
+    cfg = get("attribution").make_config(max_new_tokens=4)
+    full = attribution(lm, PROMPTS, cfg).tables["per_prompt"]
+
+    def generate(lm_, texts, *args, **kwargs):
+        gens = generate_greedy(lm_, texts, *args, **kwargs)
+        return [gens[0], dataclasses.replace(gens[1], text="", token_ids=())]
+    monkeypatch.setattr(module, "generate_greedy", generate)
+    res = attribution(lm, PROMPTS, cfg)
+    table = res.tables["per_prompt"]
+    assert table["instruction_score"].tolist() == [full["instruction_score"][0], 0.0]
+    assert table["empty_response"].tolist() == [False, True]
+    assert table["n_response_tokens"].tolist() == [4, 0]
+    assert res.summary["n_empty_responses"] == 1
+    assert res.summary["mean_instruction_score"] == pytest.approx(full["instruction_score"][0] / 2)
+    assert res.summary["mean_score_b"] == 0.0
+    density = res.tables["token_density"]
+    assert (density.loc[density["id"] == "p2", "density"] == 0.0).all()
+    assert not (res.tables["levels"]["id"] == "p2").any()
+
+
+def test_zero_scores_count_in_the_statistics():
+    """0.0 rows (empty responses) are scores like any other in the Welch tests and the
+    comparison; only NaN (results of older versions) is left out."""
+    from tunescope.compare import compare_results
+    b = [0.0, 0.0, 0.3, 0.25]
+    t = [0.4, 0.5, 0.0, 0.6]
+    base = pd.DataFrame({"id": list("abcd"), "source": "x", "instruction_score": b,
+                         "empty_response": [True, True, False, False]})
+    tuned = base.assign(instruction_score=t, empty_response=[False, False, True, False])
+    ref = stats.ttest_ind(b, t, equal_var=False, alternative="less")
+    row = compare_instruction_scores(base, tuned).set_index("source").loc["all"]
+    assert (row["base_n"], row["tuned_n"]) == (4, 4)
+    assert row["base_mean"] == pytest.approx(0.1375) and row["p_base_less"] == pytest.approx(ref.pvalue)
+    rated = followed_vs_unfollowed(tuned, {"a": True, "b": True, "c": False, "d": False})
+    f = rated.set_index("source").loc["all"]
+    assert (f["followed_n"], f["unfollowed_n"]) == (2, 2)
+    assert f["unfollowed_mean"] == pytest.approx(0.3)
+    table = compare_results(Result("attribution", {"per_prompt": base}, {}, {}),
+                            Result("attribution", {"per_prompt": tuned}, {}, {}), n_boot=50, seed=0)
+    r = table.set_index("key").loc[""]
+    assert r["p_value"] == pytest.approx(ref.pvalue) and (r["n_base"], r["n_tuned"]) == (4, 4)
+    assert r["difference"] == pytest.approx(np.mean(t) - np.mean(b))
+    assert "empty responses scored 0: base 2/4, tuned 1/4" in r["note"]
+
+
+def test_auto_generates_from_the_chat_template_where_the_model_has_one():
+    chat_lm, raw_lm = tiny_lm("llama", chat=True), tiny_lm("llama")
+    cfg = get("attribution").make_config(max_new_tokens=5)
+    assert cfg.chat == "auto"
+    for lm, chat in ((chat_lm, True), (raw_lm, False)):
+        res = attribution(lm, PROMPTS, cfg)
+        texts = [lm.format_prompt(p.text, chat=chat) for p in PROMPTS]
+        assert texts[0].startswith("<|user|>") == chat
+        expected = generate_greedy(lm, texts, 5)
+        table = res.tables["per_prompt"]
+        assert table["response"].tolist() == [g.text for g in expected]
+        assert table["n_response_tokens"].tolist() == [len(g.token_ids) for g in expected]
+        assert table["n_prompt_tokens"].tolist() == [len(g.prompt_ids) - 1 for g in expected]
+        assert res.summary["prompt_format"] == ("chat" if chat else "raw")
+        assert set(table["prompt_format"]) == {res.summary["prompt_format"]}
+    with pytest.raises(TunescopeError, match="no chat template"):
+        attribution(raw_lm, PROMPTS, get("attribution").make_config(chat="chat"))
+
+
+def test_chat_config_takes_strings_and_the_old_booleans():
+    a = get("attribution")
+    assert [a.make_config(chat=v).chat for v in (True, False, "auto", "chat", "raw", "RAW")] == [
+        "chat", "raw", "auto", "chat", "raw", "raw"]
+    with pytest.raises(ValueError, match="chat must be one of auto, chat, raw"):
+        a.make_config(chat="yes")
+    from tunescope.study.analyses import config_dict, make_config
+    from tunescope.study.spec import from_yaml
+    for value, want in (("true", "chat"), ("false", "raw"), ("auto", "auto"), ("raw", "raw")):
+        spec = from_yaml(f"base: gemma-3-270m\nanalyses:\n  attribution: {{chat: {value}}}\n")
+        assert spec.analyses["attribution"].chat == want
+        again = make_config("attribution", config_dict(spec.analyses["attribution"]), 0)
+        assert again == spec.analyses["attribution"]
+    with pytest.raises(TunescopeError, match="chat must be one of"):
+        from_yaml("base: gemma-3-270m\nanalyses:\n  attribution: {chat: yes please}\n")
+    from tunescope.study.default import default_raw
+    assert default_raw()[0]["analyses"]["attribution"]["chat"] == "auto"
+
+
+def test_model_input_finds_a_trimmed_user_message():
+    """Gemma's template trims the message: the spans are clipped to the trimmed text and still
+    cover the same characters."""
+    lm = tiny_lm("llama", chat=True)
+    lm.tokenizer.chat_template = ("{% for m in messages %}<u>{{ m['content'] | trim }}</u>"
+                                  "{% endfor %}<a>")
+    prompt = InstructionPrompt("p", "  Write a poem.\nInput: the sea  \n", ((0, 15),))
+    shown = model_input(lm, prompt, chat=True)
+    assert shown.text == "<u>Write a poem.\nInput: the sea</u><a>"
+    assert [shown.text[a:b] for a, b in shown.instruction_spans] == ["Write a poem."]
+
+
+def test_report_notes_empty_responses_and_the_prompt_format():
+    from tunescope.report.sections.base import Context
+    from tunescope.report.sections.behaviour import attribution as section
+
+    def res(scores, empty, form):
+        ids = [f"p{i}" for i in range(len(scores))]
+        per_prompt = pd.DataFrame({"id": ids, "source": "s", "category": "c",
+                                   "n_prompt_tokens": 2, "n_instruction_tokens": 1,
+                                   "n_response_tokens": [0 if e else 3 for e in empty],
+                                   "instruction_score": scores, "empty_response": empty,
+                                   "prompt_format": form,
+                                   "response": ["" if e else "fine" for e in empty]})
+        density = pd.DataFrame({"id": np.repeat(ids, 2), "position": [0, 1] * len(ids),
+                                "token": ["a", "b"] * len(ids), "density": 0.5,
+                                "instruction": [True, False] * len(ids)})
+        return Result("attribution", {"per_prompt": per_prompt, "token_density": density},
+                      {"prompt_format": form, "n_empty_responses": int(sum(empty))}, {})
+
+    results = {"base": res([0.2, 0.3, 0.1], [False, False, False], "raw"),
+               "tuned": res([0.0, 0.5, 0.0], [True, False, True], "chat")}
+    html = "".join(section(Context("attribution", results, [], pd.DataFrame(),
+                                   {"base": "#111111", "tuned": "#222222"})))
+    assert ('<p class="warning">tuned: prompts shown through its chat template; 2 of 3 responses '
+            'empty (the model stopped at once), each scored 0 as in the study.</p>') in html
+    assert '<p class="note">base: prompts shown as raw text; no empty response.</p>' in html
+    assert html.count("(empty: the model stopped at once; scored 0)") == 2
+    assert "<th>empty_response</th>" in html and "<th>prompt_format</th>" in html

@@ -109,6 +109,17 @@ def test_score_from_levels_and_attributions():
         score_from_levels(LEVELS, [True, False])
 
 
+def test_empty_response_goes_through_every_step_to_zero():
+    """No response token (the model stopped at once): levels [P, 0], every density 0, the
+    normalised densities 0 and the score 0.0, as the study's code scores it (not NaN)."""
+    lv = sparsify(levels(np.zeros((4, 0))))
+    assert lv.shape == (4, 0)
+    np.testing.assert_array_equal(density(lv), np.zeros(4))
+    np.testing.assert_array_equal(normalise_density(density(lv)), np.zeros(4))
+    assert instruction_score(normalise_density(density(lv)), [True, False, True, False]) == 0.0
+    assert score_from_attributions(np.zeros((4, 0)), [True, False, True, False]) == 0.0
+
+
 def test_welch_matches_scipy():
     rng = np.random.default_rng(0)
     a, b = rng.normal(0.0, 1.0, 40), rng.normal(0.4, 2.0, 25)

@@ -1,10 +1,13 @@
 """attribution (METHODS.md W1, after Wu et al. 2024): how much does each prompt token, and the
 instruction part above all, drive the model's response?
 
-Per prompt: greedy response (``max_new_tokens``), gradient x input of each response token's
-probability with respect to every prompt token's embedding (BOS excluded), integer levels
-(L), sparsification (b), density (p), per-example normalisation, and the instruction score:
-see :mod:`tunescope.analyses.instruction_score`.
+Per prompt: greedy response (``max_new_tokens``) from the prompt as the model reads it (its
+chat template's user turn where it has one, ``chat="auto"``), gradient x input of each response
+token's probability with respect to every prompt token's embedding (BOS excluded), integer
+levels (L), sparsification (b), density (p), per-example normalisation, and the instruction
+score: see :mod:`tunescope.analyses.instruction_score`. An empty response (the model stops at
+once) scores 0.0, as in the study's code, and is counted (``empty_response``,
+``n_empty_responses``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ class AttributionConfig:
 
     max_new_tokens: greedy response budget; L: attribution levels; b: sparsification threshold
     (levels <= b are zeroed); p: the norm of the density; chunk: response tokens per batched
-    backward pass (bounds memory); chat: wrap prompts in the chat template.
+    backward pass (bounds memory); chat: how prompts are shown to the model, ``"auto"`` (the
+    model's chat template where it has one, the raw prompt otherwise), ``"chat"`` (always the
+    chat template; an error for a model without one) or ``"raw"``; ``true``/``false`` are
+    accepted for ``"chat"``/``"raw"`` (older studies) and stored as those strings.
     """
 
     max_new_tokens: int = 300
@@ -43,21 +49,57 @@ class AttributionConfig:
     b: int = score.B_DEFAULT
     p: float = score.P_DEFAULT
     chunk: int = 16
-    chat: bool = False
+    chat: str | bool = "auto"
     batch_size: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "chat", chat_mode(self.chat))
+
+
+CHAT_MODES = ("auto", "chat", "raw")
+"""The values of :attr:`AttributionConfig.chat`."""
+
+
+def chat_mode(value) -> str:
+    """``"auto"``, ``"chat"`` or ``"raw"`` from a config value (True means ``"chat"``, False
+    ``"raw"``); ValueError for anything else."""
+    if value is True or value is False:
+        return "chat" if value else "raw"
+    if isinstance(value, str) and value.strip().lower() in CHAT_MODES:
+        return value.strip().lower()
+    raise ValueError(f"chat must be one of {', '.join(CHAT_MODES)} (or true/false), "
+                     f"got {value!r}")
+
+
+def uses_chat(lm: LM, mode) -> bool:
+    """Whether prompts go through ``lm``'s chat template under the chat ``mode``."""
+    mode = chat_mode(mode)
+    if mode == "chat" and not lm.has_chat_template:
+        raise TunescopeError(f"model '{lm.name}' has no chat template: use chat: raw (or auto)")
+    return mode == "chat" or (mode == "auto" and lm.has_chat_template)
 
 
 def model_input(lm: LM, prompt: InstructionPrompt, chat: bool) -> InstructionPrompt:
-    """The prompt as the model reads it (chat-wrapped when asked), spans moved with the text."""
+    """The prompt as the model reads it (chat-wrapped when ``chat``), spans moved with the text.
+
+    The user message is found in the formatted text; a template that trims the message (Gemma's
+    does) has the spans clipped to the trimmed text."""
     text = lm.format_prompt(prompt.text, chat=chat)
     if text == prompt.text:
         return prompt
+    core = prompt.text.strip()
+    lead = len(prompt.text) - len(prompt.text.lstrip())
     shift = text.find(prompt.text)
-    if shift < 0:
+    if shift >= 0:
+        lead, core = 0, prompt.text
+    elif core and (at := text.find(core)) >= 0:
+        shift = at - lead
+    else:
         raise TunescopeError(f"prompt {prompt.id}: the chat template changes the prompt's text; "
-                             "use raw prompts (chat=False)")
+                             "use raw prompts (chat: raw)")
+    spans = ((max(a, lead), min(b, lead + len(core))) for a, b in prompt.instruction_spans)
     return replace(prompt, text=text,
-                   instruction_spans=tuple((a + shift, b + shift) for a, b in prompt.instruction_spans))
+                   instruction_spans=tuple((a + shift, b + shift) for a, b in spans if b > a))
 
 
 def _rows_without_bos(lm: LM, ids: Sequence[int]) -> slice:
@@ -72,7 +114,9 @@ def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
     start = time.perf_counter()
     if not prompts:
         raise TunescopeError("no instruction prompts given")
-    inputs = [model_input(lm, p, config.chat) for p in prompts]
+    chat = uses_chat(lm, config.chat)
+    prompt_format = "chat" if chat else "raw"
+    inputs = [model_input(lm, p, chat) for p in prompts]
     generations = generate_greedy(lm, [p.text for p in inputs], config.max_new_tokens,
                                   config.batch_size, desc=f"{lm.name}: responses")
     generated_s = time.perf_counter() - start
@@ -88,16 +132,15 @@ def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
             mask = np.array(instruction_mask(shown, offsets), dtype=bool)[rows]
             raw = gradient_x_input(lm, ids, gen.token_ids, config.chunk).numpy()[rows]
             lv = score.levels(raw, config.L)
-            if lv.shape[1]:
-                norm = score.normalise_density(score.density(score.sparsify(lv, config.b), config.p))
-                value = score.instruction_score(norm, mask)
-            else:
-                norm, value = np.full(lv.shape[0], np.nan), np.nan
+            # an empty response has no level: every density is 0 and the score 0.0 (the study)
+            norm = score.normalise_density(score.density(score.sparsify(lv, config.b), config.p))
+            value = score.instruction_score(norm, mask)
             pieces = [lm.tokenizer.decode([t]) for t in ids[rows]]
             per_prompt.append({
                 "id": prompt.id, "source": prompt.source, "category": prompt.category,
                 "n_prompt_tokens": len(pieces), "n_response_tokens": len(gen.token_ids),
                 "n_instruction_tokens": int(mask.sum()), "instruction_score": value,
+                "empty_response": not gen.token_ids, "prompt_format": prompt_format,
                 "response": gen.text})
             density_rows += [{"id": prompt.id, "position": j, "token": piece,
                               "density": float(d), "instruction": bool(m)}
@@ -111,8 +154,8 @@ def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
     by_source = (table.groupby("source", sort=True)["instruction_score"]
                  .agg(mean="mean", std="std", n="count").reset_index())
     summary = {"mean_instruction_score": float(table["instruction_score"].mean()),
-               "n_prompts": len(table), "n_empty_responses": int((table["n_response_tokens"] == 0).sum()),
-               "prompt_format": "chat" if config.chat else "raw",
+               "n_prompts": len(table), "n_empty_responses": int(table["empty_response"].sum()),
+               "prompt_format": prompt_format,
                **{f"mean_score_{s}": float(m) for s, m in zip(by_source["source"], by_source["mean"])}}
     dataset = {"kind": "instructions", "size": len(prompts),
                "sources": sorted({p.source for p in prompts}),

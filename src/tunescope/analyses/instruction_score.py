@@ -12,6 +12,9 @@ Pure NumPy: given an attribution matrix ``a[j, t]`` (prompt token ``j`` x respon
 
 :func:`score_from_levels` composes 2-4 for stored level matrices, :func:`score_from_attributions`
 all four; :func:`welch_one_sided` is the model comparison of step 6.
+
+An empty response (``R = 0``: the model stopped at once) goes through the same steps: every
+density is 0 and the score 0.0, as the study's code scores it (a score, not a missing value).
 """
 
 from __future__ import annotations

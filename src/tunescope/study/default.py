@@ -28,7 +28,8 @@ analyses:
   extraction_rate: {max_examples: 10}
   subject_enrichment: {max_examples: 10}
   attribution:                        # W1; the response budget (study: 300 tokens) sets the
-    max_new_tokens: 24                #   cost: one batched backward pass per 16 tokens
+    max_new_tokens: 24                #   cost: one batched backward pass per 16 tokens;
+    chat: auto                        #   each model's chat template where it has one
   attention_heads:                    # W2; top 100 words per dimension (the study's K)
     similarity: model                 #   the model's own embeddings: no extra model to load
   ffn_concepts:                       # W3; 50 components per layer described by 50 words;

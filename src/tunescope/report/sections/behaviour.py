@@ -11,7 +11,7 @@ from tunescope.analyses.heads_compare import depth_group
 from tunescope.data.verbs import INSTRUCTION_VERBS
 from tunescope.report import figures
 from tunescope.report.heatmap import token_heatmap
-from tunescope.report.markup import details, esc, fmt, table
+from tunescope.report.markup import details, esc, fmt, note, table
 from tunescope.report.sections.base import Context, model_tables, plot, section
 
 N_EXAMPLES = 3
@@ -53,6 +53,8 @@ def _heatmaps(ctx: Context) -> str:
                 source = str(match["source"].iloc[0]) if "source" in match else source
             if len(response) > RESPONSE_CHARS:
                 response = response[:RESPONSE_CHARS - 1] + "…"
+            if len(match) and _is_empty(match.iloc[0]):
+                response = "(empty: the model stopped at once; scored 0)"
             heat = token_heatmap([str(t_) for t_ in sub["token"]], sub["density"].tolist(),
                                  sub["instruction"].astype(bool).tolist(),
                                  title=f"{key} · instruction score {fmt(score)}")
@@ -72,11 +74,38 @@ def _heatmaps(ctx: Context) -> str:
             f'<figcaption>{esc(caption)}</figcaption></figure>')
 
 
+def _is_empty(row) -> bool:
+    """Whether a per-prompt row's response is empty (older results: no response tokens)."""
+    if "empty_response" in row and not pd.isna(row["empty_response"]):
+        return bool(row["empty_response"])
+    return "n_response_tokens" in row and row["n_response_tokens"] == 0
+
+
+def _format_notes(ctx: Context) -> list[str]:
+    """Per model: how its prompts were shown (chat template or raw) and how many responses were
+    empty (scored 0, as in the study; a warning, since they pull the mean down)."""
+    out = []
+    for key, res in ctx.results.items():
+        table_ = res.tables.get("per_prompt")
+        if table_ is None or not len(table_):
+            continue
+        n_empty = int(sum(_is_empty(r) for _, r in table_.iterrows()))
+        form = res.summary.get("prompt_format")
+        shown = {"chat": "through its chat template", "raw": "as raw text"}.get(form)
+        line = f"{key}: prompts shown {shown}" if shown else f"{key}:"
+        if n_empty:
+            out.append(note(f"{line}; {n_empty} of {len(table_)} responses empty (the model "
+                            "stopped at once), each scored 0 as in the study.", "warning"))
+        elif shown:
+            out.append(note(f"{line}; no empty response."))
+    return out
+
+
 @section("attribution", "W1 · Gradient attribution and instruction importance")
 def attribution(ctx: Context) -> list[str]:
     per_prompt = ctx.tables("per_prompt")
     scores = {k: t["instruction_score"] for k, t in per_prompt.items()}
-    parts = [plot(
+    parts = [*_format_notes(ctx), plot(
         figures.box_strip(scores, ctx.colors, "instruction score"),
         "Instruction-score distribution per model (box: quartiles and median; whiskers: 1.5 "
         "IQR; dots: one prompt each). The score sums the normalised attribution density of the "
@@ -86,6 +115,7 @@ def attribution(ctx: Context) -> list[str]:
     parts.append(model_tables(ctx, "by_source", title="Instruction score per prompt source"))
     parts.append(model_tables(ctx, "per_prompt", ["id", "source", "category", "n_prompt_tokens",
                                                   "n_instruction_tokens", "n_response_tokens",
+                                                  "empty_response", "prompt_format",
                                                   "instruction_score", "response"],
                               title="Per-prompt scores and responses"))
     return parts
