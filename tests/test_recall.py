@@ -6,8 +6,9 @@ import torch
 
 from tiny import fact_relations, tiny_lm, tiny_trained_lm
 from tunescope.analyses import attention_knockout, extraction_rate, get, subject_enrichment
-from tunescope.analyses.recall import (BLOCK_SETS, _target_probs, knockout_effects, knockout_keys,
-                                       mean_ci, window_layers)
+from tunescope.analyses.recall import (BLOCK_SETS, ExtractionConfig, RecallConfig, _target_probs,
+                                       knockout_effects, knockout_keys, mean_ci, special_ids,
+                                       window_layers)
 from tunescope.analyses.recall_examples import select_examples, subject_span
 from tunescope.errors import TunescopeError
 from tunescope.result import Result
@@ -58,8 +59,40 @@ def test_window_and_keys():
     from tunescope.analyses.recall_examples import RecallExample
     e = RecallExample("P", "s", "o", "t", "p", tuple(range(8)), (3, 4), 0, 0.5)
     assert knockout_keys(e, "subject") == [3, 4]
-    assert knockout_keys(e, "non_subject") == [1, 2, 5, 6]
+    assert knockout_keys(e, "non_subject") == [0, 1, 2, 5, 6]          # a word at position 0
+    assert knockout_keys(e, "non_subject", {0}) == [1, 2, 5, 6]         # a special token there
+    assert knockout_keys(e, "non_subject", {5}) == [0, 1, 2, 5, 6]      # only position 0 is left out
     assert knockout_keys(e, "last") == [7]
+    at_start = RecallExample("P", "s", "o", "t", "p", tuple(range(5)), (0, 1), 0, 0.5)
+    assert knockout_keys(at_start, "non_subject") == [2, 3]
+
+
+def test_special_ids_are_bos_and_all_special():
+    from tiny import tiny_tokenizer
+    with_bos, without = tiny_tokenizer(), tiny_tokenizer(bos=False)
+    assert special_ids(with_bos) == {0, 1, 2} == special_ids(without)   # <pad> <bos> <eos>
+    assert with_bos("The capital")["input_ids"][0] == 1
+    assert without("The capital")["input_ids"][0] not in special_ids(without)
+
+
+@pytest.mark.parametrize("bos", [True, False])
+def test_knockout_leaves_out_position_0_only_for_a_special_token(bos):
+    from tiny import tiny_tokenizer
+    from tunescope.models.lm import LM
+    trained = tiny_trained_lm("llama")
+    lm = LM.from_hf(trained.model, tiny_tokenizer(bos=bos), name="tiny", source="memory")
+    res = attention_knockout(lm, fact_relations(), get("attention_knockout").make_config(
+        max_examples=3, window=2 * lm.anatomy.n_layers + 1))
+    examples, _ = select_examples(lm, fact_relations(), max_examples=3)
+    assert (examples[0].input_ids[0] == lm.tokenizer.bos_token_id) == bos
+    special = special_ids(lm.tokenizer)
+    for block in ("subject", "non_subject", "last"):
+        rows = [(e, 0, block) for e in range(3)]
+        want = _target_probs(lm, examples, rows, 2 * lm.anatomy.n_layers + 1,
+                             lambda example, b: knockout_keys(example, b, special))
+        per = res.tables["per_example"]
+        got = per[(per.layer == 0) & (per.block == block)]["probability"].to_numpy()
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_mean_ci():
@@ -141,8 +174,10 @@ def test_attention_knockout_result(tmp_path):
 def test_extraction_rate_invariant_and_batch_sizes(knowing):
     lm, _ = knowing
     cfg = get("extraction_rate")
-    a = extraction_rate(lm, fact_relations(), cfg.make_config(batch_size=16))
-    b = extraction_rate(lm, fact_relations(), cfg.make_config(batch_size=1))
+    # the last block's output through the final norm is the model's own prediction; without
+    # the norm (the default projection) it need not be
+    a = extraction_rate(lm, fact_relations(), cfg.make_config(batch_size=16, projection="final_norm"))
+    b = extraction_rate(lm, fact_relations(), cfg.make_config(batch_size=1, projection="final_norm"))
     rates = a.tables["rates"]
     last = rates[(rates.component == "resid_post") & (rates.layer == lm.anatomy.n_layers - 1)]
     assert last["rate"].item() == 1.0
@@ -172,3 +207,61 @@ def test_subject_enrichment_matches_logit_lens(knowing):
 def test_no_correct_queries_is_a_clear_error():
     with pytest.raises(TunescopeError, match="answers none of the"):
         attention_knockout(tiny_lm("gpt2"), fact_relations())
+
+
+def test_extraction_projection_config_summary_and_provenance():
+    lm = tiny_trained_lm("llama")
+    analysis = get("extraction_rate")
+    assert analysis.config is ExtractionConfig
+    assert analysis.make_config().projection == "unembedding"
+    with pytest.raises(TunescopeError, match="unknown projection 'logit_lens'.*'unembedding', 'final_norm'"):
+        analysis.make_config(projection="logit_lens")
+    runs = {p: extraction_rate(lm, fact_relations(), analysis.make_config(max_examples=4, projection=p))
+            for p in ("unembedding", "final_norm")}
+    for p, res in runs.items():
+        assert res.summary["projection"] == p
+        assert res.provenance["config"]["projection"] == p
+    # a plain RecallConfig (shared with the other C4 analyses) gets the default projection
+    plain = extraction_rate(lm, fact_relations(), RecallConfig(max_examples=4))
+    assert plain.summary["projection"] == "unembedding"
+    assert plain.provenance["config"]["projection"] == "unembedding"
+    assert plain.tables["per_example"]["top1"].tolist() == runs["unembedding"].tables["per_example"]["top1"].tolist()
+    # the knockout and enrichment configs do not carry a projection
+    assert "projection" not in {f for f in get("subject_enrichment").make_config().__dataclass_fields__}
+
+
+def _extraction_pair(projections):
+    lm = tiny_trained_lm("llama")
+    cfg = get("extraction_rate")
+    return [extraction_rate(lm, fact_relations(), cfg.make_config(max_examples=4, projection=p))
+            for p in projections]
+
+
+def test_compare_notes_a_projection_mismatch():
+    from tunescope.compare import compare_results
+    same = compare_results(*_extraction_pair(["unembedding", "unembedding"]), n_boot=20)
+    assert not same["note"].str.contains("projection").any()
+    base, tuned = _extraction_pair(["final_norm", "unembedding"])
+    notes = compare_results(base, tuned, n_boot=20)["note"]
+    assert len(notes) and notes.str.contains(
+        "different projections: base 'final_norm' vs tuned 'unembedding'").all()
+    # a Result recorded before the choice existed used the final norm
+    legacy = Result(base.analysis, base.tables, {k: v for k, v in base.summary.items() if k != "projection"},
+                    {**base.provenance, "config": {k: v for k, v in base.provenance["config"].items()
+                                                   if k != "projection"}})
+    notes = compare_results(legacy, tuned, n_boot=20)["note"]
+    assert notes.str.contains("different projections: base 'final_norm' vs tuned 'unembedding'").all()
+
+
+def test_report_caption_names_the_projection():
+    import pandas as pd
+    from tunescope.report.sections.base import Context
+    from tunescope.report.sections.recall import extraction_rate as section
+    base, tuned = _extraction_pair(["unembedding", "unembedding"])
+    ctx = Context("extraction_rate", {"base": base, "tuned": tuned}, [], pd.DataFrame(),
+                  {"base": "#000000", "tuned": "#ff0000"})
+    html = "".join(section(ctx))
+    assert "with the unembedding alone" in html and "final norm and the unembedding" not in html
+    ctx.results["tuned"] = _extraction_pair(["final_norm"])[0]
+    html = "".join(section(ctx))
+    assert "differently per model" in html and "tuned: through the final norm" in html

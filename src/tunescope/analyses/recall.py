@@ -2,13 +2,31 @@
 extraction rates and subject enrichment, on queries the model answers correctly.
 
 Layers are blocks 0..n_layers-1. Probabilities are in [0, 1]; relative changes in percent.
+
+Knockout's "non-subject" set is every position before the last that is not a subject token;
+position 0 is left out only when it holds the tokenizer's BOS or another special token (a model
+without BOS, such as SmolLM2, has a real word there, and it is kept).
+
+Extraction rates project each sublayer's output at the last position to the vocabulary in one of
+two ways (``ExtractionConfig.projection``): ``"unembedding"`` (default) multiplies it by the
+unembedding alone, ``W_U h``, as Geva et al.'s released code does, so that the numbers match the
+published ones; ``"final_norm"`` applies the final norm first, ``W_U final_norm(h)`` (the logit
+lens). They can disagree: the residual stream's scale differs by orders of magnitude between
+layers, components and dimensions; the final norm rescales each vector and reweights its
+dimensions with a learned gain (LayerNorm also centres it), so without it the projection favours
+the large-magnitude directions that the model damps before its own unembedding (a vector's
+overall scale alone never changes its argmax). ``W_U`` is the output head as the anatomy gives
+it (``lm_head``; for Gemma the raw tied embedding matrix, not the ``sqrt(d_model)``-scaled input
+embedding). Final logit soft-capping (Gemma 2) is not applied: tanh is monotone, so it never
+changes the argmax, and leaving it out avoids ties where large unnormalised logits would saturate
+it. Subject enrichment always uses the logit lens (final norm + unembedding).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,6 +46,9 @@ from tunescope.result import Result, fingerprint, provenance
 
 BLOCK_SETS = ("subject", "non_subject", "last")
 COMPONENTS = ("attn_out", "mlp_out", "resid_post")
+PROJECTIONS = ("unembedding", "final_norm")
+LEGACY_PROJECTION = "final_norm"
+"""What extraction rates recorded without a ``projection`` used (the only projection before)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,42 @@ class RecallConfig:
     window: int = 9
     rows_per_pass: int = 128
     batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class ExtractionConfig(RecallConfig):
+    """Settings of ``extraction_rate``: those of :class:`RecallConfig`, and
+
+    projection: how a sublayer output ``h`` is read as logits: ``"unembedding"`` (``W_U h``, as
+        Geva et al.'s released code; default) or ``"final_norm"`` (``W_U final_norm(h)``, the
+        logit-lens convention).
+    """
+
+    projection: str = "unembedding"
+
+    def __post_init__(self):
+        if self.projection not in PROJECTIONS:
+            raise TunescopeError(f"unknown projection {self.projection!r} for extraction_rate; "
+                                 f"use one of {', '.join(map(repr, PROJECTIONS))}")
+
+
+def extraction_config(config: RecallConfig) -> ExtractionConfig:
+    """``config`` as an :class:`ExtractionConfig` (a plain :class:`RecallConfig` gets the
+    default projection); validates the projection."""
+    if isinstance(config, ExtractionConfig):
+        return config
+    return ExtractionConfig(**asdict(config))
+
+
+def project(anatomy, resid: torch.Tensor, projection: str) -> torch.Tensor:
+    """Vocabulary logits [..., vocab] of vectors ``resid`` [..., d_model] under ``projection``
+    (see the module docstring); no soft-capping (it never changes the argmax)."""
+    if projection == "final_norm":
+        resid = anatomy.final_norm(resid)
+    elif projection != "unembedding":
+        raise TunescopeError(f"unknown projection {projection!r}; use one of "
+                             f"{', '.join(map(repr, PROJECTIONS))}")
+    return anatomy.unembed(resid)
 
 
 def _examples(lm, relations, config) -> tuple[list[RecallExample], pd.DataFrame]:
@@ -86,15 +143,27 @@ def window_layers(layer: int, window: int, n_layers: int) -> range:
     return range(max(0, layer - half), min(n_layers, layer + window - half))
 
 
-def knockout_keys(example: RecallExample, block: str) -> list[int]:
+def special_ids(tokenizer) -> frozenset[int]:
+    """The tokenizer's BOS id and every id of ``tokenizer.all_special_ids``."""
+    ids = set(getattr(tokenizer, "all_special_ids", None) or ())
+    if getattr(tokenizer, "bos_token_id", None) is not None:
+        ids.add(tokenizer.bos_token_id)
+    return frozenset(int(i) for i in ids)
+
+
+def knockout_keys(example: RecallExample, block: str, special: Collection[int] = ()
+                  ) -> list[int]:
     """Key positions (unpadded) that the last position may not read under ``block``: the
-    subject's tokens; the other tokens except the first and the last; or the last itself."""
+    subject's tokens; every other position before the last (``"non_subject"``), except
+    position 0 when its token id is in ``special`` (BOS or another special token, see
+    :func:`special_ids`; a real word there is kept); or the last itself."""
     last = len(example.input_ids) - 1
     first, final = example.subject
     if block == "subject":
         return list(range(first, final + 1))
     if block == "non_subject":
-        return [p for p in range(1, last) if not first <= p <= final]
+        start = 1 if example.input_ids[0] in special else 0
+        return [p for p in range(start, last) if not first <= p <= final]
     if block == "last":
         return [last]
     raise ValueError(f"unknown block set {block!r}")
@@ -149,6 +218,11 @@ def knockout_effects(lm: LM, examples: Sequence[RecallExample], window: int = 9,
     """Relative change (%) of the target's probability for every (example, layer, block set),
     computed with many counterfactual rows per forward pass."""
     n_layers = lm.anatomy.n_layers
+    special = special_ids(lm.tokenizer)
+
+    def keys(example, block):
+        return knockout_keys(example, block, special)
+
     clean = [(e, None, None) for e in range(len(examples))]
     rows = knockout_rows(examples, n_layers)
     work = clean + rows
@@ -157,8 +231,7 @@ def knockout_effects(lm: LM, examples: Sequence[RecallExample], window: int = 9,
     with progress(len(work), f"{lm.name}: attention knockout") as bar:
         for start in range(0, len(work), rows_per_pass):
             chunk = work_sorted[start:start + rows_per_pass]
-            probs[chunk] = _target_probs(lm, examples, [work[i] for i in chunk], window,
-                                         knockout_keys)
+            probs[chunk] = _target_probs(lm, examples, [work[i] for i in chunk], window, keys)
             bar.advance(len(chunk))
     base = probs[:len(clean)]
     knocked = probs[len(clean):]
@@ -223,18 +296,24 @@ def _traced_last(lm, examples, points, positions_of, batch_size, desc):
             bar.advance(len(idx))
 
 
-@register("extraction_rate", RecallConfig, dataset="pararel")
+@register("extraction_rate", ExtractionConfig, dataset="pararel")
 def extraction_rate(lm: LM, relations: Sequence[Relation],
-                    config: RecallConfig = RecallConfig()) -> Result:
-    """Extraction rate: at which layer and sublayer is the final prediction already top-1 (C4)?"""
+                    config: RecallConfig = ExtractionConfig()) -> Result:
+    """Extraction rate: at which layer and sublayer is the final prediction already top-1 (C4)?
+
+    Each sublayer output at the last position is read as logits under ``config.projection``
+    (see the module docstring; a plain :class:`RecallConfig` gets the default, "unembedding").
+    """
     start = time.perf_counter()
+    config = extraction_config(config)
     examples, queried = _examples(lm, relations, config)
     rows = []
     for idx, rec in _traced_last(lm, examples, COMPONENTS, lambda e, off: [off + len(e.input_ids) - 1],
                                  config.batch_size, f"{lm.name}: extraction rates"):
         for component in COMPONENTS:
             for layer in range(lm.anatomy.n_layers):
-                top = lm.anatomy.logits(rec[component][layer][:, 0]).argmax(-1).cpu()
+                top = project(lm.anatomy, rec[component][layer][:, 0],
+                              config.projection).argmax(-1).cpu()
                 for i, t in zip(idx, top):
                     rows.append({"example": i, "relation": examples[i].relation, "layer": layer,
                                  "component": component, "top1": int(t),
@@ -244,7 +323,7 @@ def extraction_rate(lm: LM, relations: Sequence[Relation],
     rates = (per_example.groupby(["layer", "component"], sort=True)["extraction"]
              .agg(rate="mean", n="size").reset_index())
     rates = _with_relative_depth(rates, lm.anatomy.n_layers)
-    summary = {"n_examples": len(examples)}
+    summary = {"n_examples": len(examples), "projection": config.projection}
     for component in COMPONENTS:
         r = rates[rates["component"] == component]
         hits = r[r["rate"] >= 0.5]

@@ -10,7 +10,10 @@ is the analyses' own: ``(layer + 1) / n_layers`` (block outputs; 1 = the last bl
 Compared curves:
 
 - attention_knockout: ``relative_change`` (%) of the target's probability, per block set;
-- extraction_rate: ``extraction_rate`` (share of examples), per component;
+- extraction_rate: ``extraction_rate`` (share of examples), per component. Rates under
+  different projections (``unembedding`` vs ``final_norm``, :mod:`tunescope.analyses.recall`)
+  are not comparable: every row's note says so (a Result that records no projection predates
+  the choice and used ``final_norm``);
 - subject_enrichment: ``probability`` of the answer (mean) and ``top1_share`` (share of
   examples where it ranks first), per position. Median ranks are not compared (a median does
   not interpolate or average).
@@ -23,10 +26,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from tunescope.analyses.recall import LEGACY_PROJECTION
 from tunescope.compare.bootstrap import mean_parts, observed, ratio
 from tunescope.compare.depth import same_grid, to_grid
 from tunescope.compare.registry import comparer
-from tunescope.compare.table import bootstrap_rows, key, need
+from tunescope.compare.table import bootstrap_rows, join_notes, key, need
 
 INTERPOLATED = "tuned interpolated onto the base's relative depths"
 
@@ -90,10 +94,30 @@ def compare_attention_knockout(base, tuned, resampler) -> list[dict]:
                       metrics={"relative_change": lambda t: t["relative_change"]})
 
 
+def projection_of(result) -> str:
+    """The projection an extraction_rate Result used: its summary's, else its config's, else
+    ``"final_norm"`` (the only projection before the choice existed)."""
+    config = result.provenance.get("config") or {}
+    return result.summary.get("projection") or config.get("projection") or LEGACY_PROJECTION
+
+
+def projection_note(base, tuned) -> str:
+    """A note when the two extraction_rate Results used different projections, else ``""``."""
+    projections = projection_of(base), projection_of(tuned)
+    if projections[0] == projections[1]:
+        return ""
+    return (f"different projections: base {projections[0]!r} vs tuned {projections[1]!r} "
+            f"(extraction rates not comparable)")
+
+
 @comparer("extraction_rate")
 def compare_extraction_rate(base, tuned, resampler) -> list[dict]:
-    return curve_rows(base, tuned, resampler, curves="rates", group="component",
+    rows = curve_rows(base, tuned, resampler, curves="rates", group="component",
                       metrics={"extraction_rate": lambda t: t["extraction"]})
+    note = projection_note(base, tuned)
+    for r in rows:
+        r["note"] = join_notes(note, r["note"])
+    return rows
 
 
 @comparer("subject_enrichment")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tunescope.compare.recall import projection_of
 from tunescope.report import figures
 from tunescope.report.sections.base import Context, model_tables, plot, section
 
@@ -55,6 +56,26 @@ def attention_knockout(ctx: Context) -> list[str]:
     return parts + [model_tables(ctx, "curves")] + _examples_note(ctx)
 
 
+PROJECTION_TEXT = {
+    "unembedding": "with the unembedding alone (W_U h, without the final norm, as in Geva et "
+                   "al.'s released code)",
+    "final_norm": "through the final norm and the unembedding (W_U final_norm(h), the logit "
+                  "lens)",
+}
+
+
+def _projection_text(ctx: Context) -> str:
+    """How the shown Results projected to the vocabulary; per model where they differ."""
+    used = {key: projection_of(res) for key, res in ctx.results.items()}
+    kinds = list(dict.fromkeys(used.values()))
+    if not kinds:
+        return "to the vocabulary"
+    if len(kinds) == 1:
+        return PROJECTION_TEXT.get(kinds[0], repr(kinds[0]))
+    per = "; ".join(f"{key}: {PROJECTION_TEXT.get(p, repr(p))}" for key, p in used.items())
+    return f"differently per model, so the curves are not comparable ({per})"
+
+
 @section("extraction_rate", "C4 · Attribute extraction rate")
 def extraction_rate(ctx: Context) -> list[str]:
     rates = ctx.tables("rates")
@@ -64,9 +85,9 @@ def extraction_rate(ctx: Context) -> list[str]:
         figures.line_panels(_panels(rates, "component", "rate", titles=titles), ctx.colors,
                             "extraction rate", ylim=(-0.02, 1.02)),
         "Extraction rate per component: at the last position each layer's attention output, "
-        "MLP output and block output is projected through the final norm and the unembedding; "
-        "y = share of examples whose final prediction is already top-1 there. Where the "
-        "attention curve rises, attention heads extract the attribute. " + DEPTH)]
+        f"MLP output and block output is projected {_projection_text(ctx)}; y = share of "
+        "examples whose final prediction is already top-1 there. Where the attention curve "
+        "rises, attention heads extract the attribute. " + DEPTH)]
     return parts + [model_tables(ctx, "rates")] + _examples_note(ctx)
 
 
