@@ -48,7 +48,7 @@ def test_head_weights_reproduce_projections(lm):
     a = lm.anatomy
     x = torch.randn(2, 5, a.d_model)
     for layer in range(a.n_layers):
-        hw = a.head_weights(layer)
+        hw = a.head_weights(layer, fold_norms=False)
         q, k, v = _qkv_from_module(lm, layer, x)
         torch.testing.assert_close(torch.einsum("btm,hmd->bthd", x, hw.W_Q), q)
         torch.testing.assert_close(torch.einsum("btm,hmd->bthd", x, hw.W_K), k)
@@ -68,7 +68,38 @@ def test_mlp_down_weight_is_what_neurons_write(lm):
     down = a.mlp_down_module(0)
     bias = getattr(down, "bias", None)
     expected = down(acts) - (0 if bias is None else bias)
-    torch.testing.assert_close(acts @ a.mlp_down_weight(0), expected)
+    torch.testing.assert_close(acts @ a.mlp_down_weight(0, fold_norm=False), expected)
+
+
+@torch.no_grad()
+def test_folded_readings_scale_by_the_norm_gains(family):
+    """W2/W3: Gemma 3's q_norm/k_norm gains are folded into W_Q/W_K per d_head component,
+    Gemma 2/3's post-feed-forward norm gain into the down projection's d_model axis; other
+    families' readings are the raw weights."""
+    lm = tiny_lm(family)
+    with torch.no_grad():
+        for name, p in lm.model.named_parameters():
+            if p.dim() == 1 and "norm" in name:
+                p.normal_(0.5, 1.0)
+    a = lm.anatomy
+    for layer in range(a.n_layers):
+        raw, hw = a.head_weights(layer, fold_norms=False), a.head_weights(layer)
+        q_gain, k_gain = a.q_norm_gain(layer), a.k_norm_gain(layer)
+        post_gain = a.mlp_post_norm_gain(layer)
+        assert (q_gain is not None) == (k_gain is not None) == (family == "gemma3")
+        assert (post_gain is not None) == (family in ("gemma2", "gemma3"))
+        if q_gain is not None:
+            blk = a.blocks[layer].self_attn
+            torch.testing.assert_close(q_gain, blk.q_norm.weight + 1.0)
+            torch.testing.assert_close(k_gain, blk.k_norm.weight + 1.0)
+        torch.testing.assert_close(hw.W_Q, raw.W_Q * (1 if q_gain is None else q_gain))
+        torch.testing.assert_close(hw.W_K, raw.W_K * (1 if k_gain is None else k_gain))
+        assert torch.equal(hw.W_V, raw.W_V) and torch.equal(hw.W_O, raw.W_O)
+        down = a.mlp_down_weight(layer, fold_norm=False)
+        if post_gain is not None:
+            torch.testing.assert_close(post_gain, a.mlp_out(layer).weight + 1.0)
+        torch.testing.assert_close(a.mlp_down_weight(layer),
+                                   down * (1 if post_gain is None else post_gain))
 
 
 @torch.no_grad()

@@ -49,6 +49,22 @@ def test_explained_variance_sums_to_one_and_matches_numpy(llama):
     assert "labels" not in res.tables
 
 
+def test_gemma_components_read_the_post_feedforward_norm_gain():
+    """W3: Gemma's post-feed-forward norm gain scales what neurons write; the components are
+    those of the down projection with that gain folded into its d_model axis."""
+    lm = tiny_lm("gemma3")
+    block = lm.anatomy.blocks[1]
+    with torch.no_grad():
+        block.post_feedforward_layernorm.weight.normal_(0.0, 3.0)
+    res = ffn_concepts(lm, WORDS, FFNConceptsConfig(rank=4, top_words=5, layers=(1,),
+                                                    labeller="none"))
+    w = block.mlp.down_proj.weight.T.detach().double().numpy()                  # [64, 32] raw
+    w = w * (1.0 + block.post_feedforward_layernorm.weight.detach().double().numpy())
+    s = np.linalg.svd(w - w.mean(0), compute_uv=False)
+    np.testing.assert_allclose(res.tables["components"]["explained_variance"].to_numpy(),
+                               s ** 2 / (s ** 2).sum(), atol=1e-5)
+
+
 def test_components_are_unit_orthogonal_with_sign_convention(llama):
     comps, explained = layer_components(llama.anatomy.mlp_down_weight(1))
     assert comps.shape == (48, 48) and explained.shape == (48,)

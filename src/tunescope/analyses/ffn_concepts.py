@@ -1,13 +1,16 @@
 """ffn_concepts (METHODS.md W3, after Wu et al. 2024): feed-forward layers read as concepts.
 
 Per layer, the MLP down-projection W is read as [neurons, d_model] (row i: what neuron i writes
-into the residual stream). Its rows are centred (the mean over neurons subtracted) and
-decomposed by one SVD, ``W_c = U S Vh``: the principal components are the rows of ``Vh``
-(unit vectors in the residual basis) and each component's explained-variance share is
-``S^2 / sum(S^2)``. Component c is described by the vocabulary words whose unembedding vectors
-(mean over the word's tokens, :func:`word_vectors`) have the largest |cos| with c; the signed
-cosine is kept. A labeller (:mod:`tunescope.analyses.concept_labels`) may then name each of the
-top ``rank`` components with a user task and a linguistic level.
+into the residual stream) through :meth:`~tunescope.models.anatomy.Anatomy.mlp_down_weight`,
+which folds in the gain of any elementwise norm between it and the residual stream (Gemma 2/3's
+post-feed-forward norm; the per-token RMS scaling of that norm stays out). Its rows are
+centred (the mean over neurons subtracted) and decomposed by one SVD, ``W_c = U S Vh``: the
+principal components are the rows of ``Vh`` (unit vectors in the residual basis) and each
+component's explained-variance share is ``S^2 / sum(S^2)``. Component c is described by the
+vocabulary words whose unembedding vectors (mean over the word's tokens, :func:`word_vectors`)
+have the largest |cos| with c; the signed cosine is kept. A labeller
+(:mod:`tunescope.analyses.concept_labels`) may then name each of the top ``rank`` components
+with a user task and a linguistic level.
 
 Singular vectors are defined up to sign; each component is flipped so that its largest-magnitude
 coordinate is positive, which makes the signs of the cosines reproducible.
@@ -242,7 +245,8 @@ def _check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
 def layer_principal_angles(base_lm: LM, tuned_lm: LM, layers: Sequence[int] | None = None,
                            k: int = 300) -> pd.DataFrame:
     """Principal angles between the top-``k`` component subspaces of each layer of two models
-    of the same architecture (a base model and its tuned variant).
+    of the same architecture (a base model and its tuned variant), both read with the
+    post-MLP norm gain folded in (as :func:`ffn_concepts`).
 
     Returns a tidy table (layer, index (1 = smallest angle), angle_degrees). Raises
     :class:`TunescopeError` when the residual widths differ (the components then live in

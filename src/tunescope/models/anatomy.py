@@ -41,6 +41,9 @@ class FamilySpec:
     mlp_gate: str | None = None   # gate projection of gated MLPs
     mlp_down: str | None = None   # down projection (d_mlp -> d_model)
     norm_offset: float = 0.0      # Gemma's RMSNorm multiplies by (1 + weight)
+    q_norm: str | None = None     # per-head norm of the projected queries (Gemma 3)
+    k_norm: str | None = None     # per-head norm of the projected keys (Gemma 3)
+    mlp_post_norm: str | None = None  # norm between the down projection and the residual
 
 
 _LLAMA = FamilySpec(
@@ -52,10 +55,13 @@ _LLAMA = FamilySpec(
     mlp_down="mlp.down_proj",
 )
 # Gemma 2/3 normalise each sublayer's output before adding it to the residual ("sandwich" norms).
-_GEMMA = FamilySpec(
+_GEMMA2 = FamilySpec(
     **{**_LLAMA.__dict__, "ln_mlp": "pre_feedforward_layernorm",
        "attn_out": "post_attention_layernorm", "mlp_out": "post_feedforward_layernorm",
-       "norm_offset": 1.0})
+       "mlp_post_norm": "post_feedforward_layernorm", "norm_offset": 1.0})
+# Gemma 3 also RMS-normalises each head's projected query and key (q_norm / k_norm over d_head).
+_GEMMA3 = FamilySpec(
+    **{**_GEMMA2.__dict__, "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm"})
 _GPT2 = FamilySpec(
     embed="transformer.wte", blocks="transformer.h", final_norm="transformer.ln_f",
     unembed="lm_head", attn="attn", mlp="mlp", ln_attn="ln_1", ln_mlp="ln_2", attn_out="attn",
@@ -70,7 +76,7 @@ _NEOX = FamilySpec(
 
 FAMILIES: dict[str, FamilySpec] = {
     "llama": _LLAMA, "mistral": _LLAMA, "qwen2": _LLAMA, "qwen3": _LLAMA,
-    "gemma2": _GEMMA, "gemma3_text": _GEMMA,
+    "gemma2": _GEMMA2, "gemma3_text": _GEMMA3,
     "gpt2": _GPT2, "gpt_neox": _NEOX,
 }
 """Supported ``config.model_type`` values and their parts."""
@@ -89,13 +95,23 @@ def _get(root: nn.Module, path: str) -> nn.Module:
     return root
 
 
+def _fold_last(w: torch.Tensor, gain: torch.Tensor | None) -> torch.Tensor:
+    """``w`` with its last axis scaled by ``gain`` (computed in float32, ``w``'s dtype kept)."""
+    if gain is None:
+        return w
+    return (w.float() * gain.float()).to(w.dtype)
+
+
 @dataclass(frozen=True)
 class HeadWeights:
     """Per-head attention weights of one layer, in the residual basis.
 
     ``W_Q``: [n_heads, d_model, d_head]; ``W_K``, ``W_V``: [n_kv_heads, d_model, d_head];
     ``W_O``: [n_heads, d_head, d_model]. ``h @ W_Q[i]`` is head i's query for a normalised
-    residual vector ``h``. Biases and RoPE are not included.
+    residual vector ``h`` (after the pre-attention norm: its gain is *not* folded in here, see
+    :meth:`Anatomy.ln_attn_gain`). Where the model normalises each head's query/key (Gemma 3's
+    ``q_norm``/``k_norm``), the elementwise gain of that norm is folded into the d_head columns
+    of W_Q/W_K (see :meth:`Anatomy.head_weights`). Biases and RoPE are not included.
     """
 
     W_Q: torch.Tensor
@@ -123,7 +139,7 @@ class Anatomy:
         self.n_heads = getattr(config, "num_attention_heads", None) or config.n_head
         self.n_kv_heads = getattr(config, "num_key_value_heads", None) or self.n_heads
         self.d_head = getattr(config, "head_dim", None) or self.d_model // self.n_heads
-        self.d_mlp = self.mlp_down_weight(0).shape[0]
+        self.d_mlp = self.mlp_down_weight(0, fold_norm=False).shape[0]
         self.vocab_size = self.unembed.weight.shape[0]
         self.logit_softcap: float | None = getattr(config, "final_logit_softcapping", None)
 
@@ -189,14 +205,55 @@ class Anatomy:
         included); the norm's bias, where it has one, is not part of it."""
         return self.ln_attn(layer).weight + self.spec.norm_offset
 
-    def mlp_down_weight(self, layer: int) -> torch.Tensor:
-        """Down-projection weight as [d_mlp (neurons), d_model]: row i is what neuron i writes."""
+    def _gain(self, layer: int, path: str | None) -> torch.Tensor | None:
+        """Multiplicative gain of the norm at ``path`` in block ``layer`` (None if no norm)."""
+        if path is None:
+            return None
+        return self._block_part(layer, path).weight + self.spec.norm_offset
+
+    def q_norm_gain(self, layer: int) -> torch.Tensor | None:
+        """Gain [d_head] of the per-head query norm (Gemma 3's ``q_norm``; ``1 + weight``),
+        None where the architecture has no such norm."""
+        return self._gain(layer, self.spec.q_norm)
+
+    def k_norm_gain(self, layer: int) -> torch.Tensor | None:
+        """Gain [d_head] of the per-head key norm (Gemma 3's ``k_norm``), None if absent."""
+        return self._gain(layer, self.spec.k_norm)
+
+    def mlp_post_norm_gain(self, layer: int) -> torch.Tensor | None:
+        """Gain [d_model] of the norm between the MLP's down projection and the residual stream
+        (Gemma 2/3's ``post_feedforward_layernorm``; ``1 + weight``), None if absent."""
+        return self._gain(layer, self.spec.mlp_post_norm)
+
+    def mlp_down_weight(self, layer: int, fold_norm: bool = True) -> torch.Tensor:
+        """Down-projection weight as [d_mlp (neurons), d_model]: row i is what neuron i writes.
+
+        With ``fold_norm`` (default; METHODS.md W3), the elementwise gain of a norm between the
+        down projection and the residual stream is folded into the d_model axis: Gemma 2/3
+        normalise the MLP output with ``post_feedforward_layernorm`` before adding it, so
+        ``W[i, j] * gain[j]``. Only the gain is folded: that norm also divides each token's
+        MLP output by its RMS, a per-token scale that is not linear and stays out (the folded
+        rows are what neurons write up to that per-token scale). GPT-2, GPT-NeoX and
+        Llama-style models (Llama, Mistral, Qwen) add the down projection's output to the
+        residual directly, so their reading is the raw weight. ``fold_norm=False``: the raw
+        weight for every architecture."""
         w = self.mlp_down_module(layer).weight
         # nn.Linear stores [out, in]; GPT-2's Conv1D stores [in, out].
-        return w if self.spec.qkv == "gpt2" else w.T
+        w = w if self.spec.qkv == "gpt2" else w.T
+        return _fold_last(w, self.mlp_post_norm_gain(layer)) if fold_norm else w
 
-    def head_weights(self, layer: int) -> HeadWeights:
-        """Per-head W_Q, W_K, W_V, W_O of block ``layer`` (see :class:`HeadWeights`)."""
+    def head_weights(self, layer: int, fold_norms: bool = True) -> HeadWeights:
+        """Per-head W_Q, W_K, W_V, W_O of block ``layer`` (see :class:`HeadWeights`).
+
+        With ``fold_norms`` (default; METHODS.md W2), the elementwise gains of Gemma 3's
+        per-head ``q_norm``/``k_norm`` (RMSNorm over d_head of each projected query/key,
+        multiplying by ``1 + weight``) are folded into the d_head columns of every head's W_Q
+        and W_K: ``W_Q[h][:, i] * q_gain[i]``. Only the gain is folded: the normalisation itself
+        (dividing each head's query/key by its RMS) is not linear and stays out, so
+        ``h @ W_Q[i]`` equals q_norm's output up to that per-token, per-head scale. Families
+        without such norms (GPT-2, GPT-NeoX, Llama-style, Gemma 2) are unchanged. The
+        pre-attention norm's gain is not folded here (:meth:`ln_attn_gain`). W_V and W_O are
+        never folded. ``fold_norms=False``: the raw projections."""
         H, Hkv, d, D = self.n_heads, self.n_kv_heads, self.d_head, self.d_model
         if self.spec.qkv == "separate":
             wq = self.q_proj(layer).weight.T      # [D, H*d]
@@ -211,9 +268,13 @@ class Anatomy:
             w = self._block_part(layer, "attention.query_key_value").weight.T.reshape(D, H, 3, d)
             wq, wk, wv = (w[:, :, i, :].reshape(D, H * d) for i in range(3))
             wo = self.o_proj(layer).weight.T
+        W_Q = wq.reshape(D, H, d).permute(1, 0, 2)
+        W_K = wk.reshape(D, Hkv, d).permute(1, 0, 2)
+        if fold_norms:
+            W_Q = _fold_last(W_Q, self.q_norm_gain(layer))
+            W_K = _fold_last(W_K, self.k_norm_gain(layer))
         return HeadWeights(
-            W_Q=wq.reshape(D, H, d).permute(1, 0, 2),
-            W_K=wk.reshape(D, Hkv, d).permute(1, 0, 2),
+            W_Q=W_Q, W_K=W_K,
             W_V=wv.reshape(D, Hkv, d).permute(1, 0, 2),
             W_O=wo.reshape(H, d, D),
         )
