@@ -53,9 +53,12 @@ def test_analysis_tables_and_knowledge(tmp_path):
     pairs, knowledge = res.tables["pairs"], res.tables["knowledge"]
     assert set(pairs["layer"]) == set(range(lm.anatomy.n_layers))
     assert (pairs["word_q"] != pairs["word_k"]).all()
-    counts = pairs.groupby(["layer", "head", "word_q", "word_k"])["dim"].nunique()
-    assert len(knowledge) == int((counts > 1).sum())
-    assert (knowledge["n_dims"] > 1).all()
+    unordered = pairs.assign(a=pairs[["word_q", "word_k"]].min(axis=1),
+                             b=pairs[["word_q", "word_k"]].max(axis=1))
+    counts = unordered.groupby(["layer", "head", "a", "b"])["dim"].nunique()
+    assert len(knowledge) == int((counts > 1).sum()) == res.summary["n_knowledge_pairs"]
+    assert (knowledge["n_dims"] > 1).all() and (knowledge["word_a"] <= knowledge["word_b"]).all()
+    assert res.summary["heads_with_knowledge"] == len(res.tables["heads"])
     assert res.summary["n_words"] == len(WORDS)
     assert Result.load(res.save(tmp_path / "w2")) == res
     top = attention_heads(lm, WORDS, _config(top_k=10, baseline=20, z=0.5, dims_per_head=2),

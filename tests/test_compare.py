@@ -401,20 +401,21 @@ def test_recall_curves_unpaired_on_the_base_depths():
 
 # --- attention heads and ffn concepts -----------------------------------------------------------
 
-def _pairs(rows_):
-    return pd.DataFrame(rows_, columns=["layer", "head", "dim", "word_q", "word_k"])
+def _knowledge(rows_):
+    return pd.DataFrame(rows_, columns=["layer", "head", "word_a", "word_b"])
 
 
 def test_heads_verb_contrast_hand_computed():
     shape = {"n_layers": 4, "n_heads": 2, "d_head": 3, "d_model": 6}
-    base = _pairs([(0, 0, 0, "go", "run"), (0, 0, 1, "take", "run"), (0, 1, 0, "write", "sky")])
-    tuned = _pairs([(0, 0, 0, "write", "poem"), (0, 0, 0, "explain", "poem"),
-                    (0, 0, 1, "take", "run"), (0, 0, 1, "tell", "blue"),
-                    (0, 1, 0, "write", "sky"), (0, 1, 0, "write", "go")])
-    # group 0: instruction verbs write, explain, tell gain in every changed unit (share 1);
-    # general: go loses (0,0,0) and gains (0,1,0) -> 0.5; run loses (0,0,0) -> 0; take unchanged
-    table = compare_results(result("attention_heads", {"pairs": base}, **shape),
-                            result("attention_heads", {"pairs": tuned}, **shape), n_boot=300)
+    base = _knowledge([(0, 0, "go", "run"), (0, 0, "run", "take"), (0, 1, "sky", "write")])
+    tuned = _knowledge([(0, 0, "poem", "write"), (0, 0, "explain", "poem"),
+                        (0, 0, "run", "take"), (0, 0, "blue", "tell"),
+                        (0, 1, "sky", "write"), (0, 1, "go", "write")])
+    # unit = head; group 0: instruction verbs write (heads (0,0) 0->1, (0,1) 1->2), explain,
+    # tell gain in every changed head (share 1); general: go loses in (0,0) and gains in (0,1)
+    # -> 0.5; run loses in (0,0) (2 -> 1 knowledge pairs) -> 0; take unchanged
+    table = compare_results(result("attention_heads", {"knowledge": base}, **shape),
+                            result("attention_heads", {"knowledge": tuned}, **shape), n_boot=300)
     g0 = rows(table).loc["group=0"]
     assert (g0["base"], g0["tuned"], g0["difference"]) == (0.25, 1.0, 0.75)
     ref = stats.ttest_ind([1.0, 1.0, 1.0], [0.5, 0.0], equal_var=False, alternative="greater")
@@ -422,8 +423,24 @@ def test_heads_verb_contrast_hand_computed():
     assert g0["p_value"] == pytest.approx(ref.pvalue)
     assert g0["test"] == "welch_one_sided_greater" and (g0["n_base"], g0["n_tuned"]) == (2, 3)
     assert 0.5 <= g0["ci_low"] <= 0.75 <= g0["ci_high"] <= 1.0
-    assert g0["depth"] == 0.125 and "units joined" in g0["note"]
-    assert "estimated" not in g0["note"]
+    assert g0["depth"] == 0.125 and "heads joined" in g0["note"]
+
+
+def test_heads_compare_recounts_old_results_from_pairs():
+    """A Result without an unordered knowledge table: knowledge recounted from its pairs
+    (ordered, mixed case; only pairs in more than one dimension of a head count)."""
+    shape = {"n_layers": 4, "n_heads": 2}
+    cols = ["layer", "head", "dim", "word_q", "word_k"]
+    base = pd.DataFrame([(0, 0, 0, "Write", "poem"), (0, 0, 1, "poem", "write"),
+                         (0, 0, 0, "go", "run"), (0, 0, 1, "run", "go")], columns=cols)
+    tuned = pd.DataFrame([(0, 0, 0, "go", "run")], columns=cols)   # one dimension only
+    old = {"word_q": ["x"], "word_k": ["y"], "layer": [0], "head": [0], "n_dims": [2]}
+    table = compare_results(
+        result("attention_heads", {"pairs": base, "knowledge": pd.DataFrame(old)}, **shape),
+        result("attention_heads", {"pairs": tuned}, **shape), n_boot=50)
+    g0 = rows(table).loc["group=0"]
+    # write (instruction) and go, run (general) each lose their one knowledge pair: share 0
+    assert (g0["base"], g0["tuned"], g0["n_base"], g0["n_tuned"]) == (0.0, 0.0, 2, 1)
 
 
 def _labels(n_layers, category):

@@ -1,4 +1,5 @@
-"""W2 base vs tuned: shares of changed units, joined and unpaired, and the verb test."""
+"""W2 base vs tuned: shares of changed heads (matched or unpaired) over each head's knowledge
+pairs, and the verb test."""
 
 import numpy as np
 import pandas as pd
@@ -6,24 +7,26 @@ import pytest
 
 from tunescope.analyses.heads_compare import _unpaired_share, compare_heads, depth_group
 
-SHAPE = {"n_layers": 4, "n_heads": 2, "d_head": 3}
+SHAPE = {"n_layers": 4, "n_heads": 2}
 
 
-def _pairs(rows):
-    return pd.DataFrame(rows, columns=["layer", "head", "dim", "word_q", "word_k"])
+def _knowledge(rows):
+    return pd.DataFrame(rows, columns=["layer", "head", "word_a", "word_b"])
 
 
 def test_joined_shares_hand_computed():
-    base = _pairs([(0, 0, 0, "write", "text"), (0, 0, 1, "write", "poem"), (0, 1, 0, "go", "run")])
-    tuned = _pairs([(0, 0, 0, "write", "text"), (0, 0, 0, "write", "essay"),   # unit (0,0,0): 1 -> 2
-                    (0, 1, 2, "write", "x"),                                     # (0,1,2): 0 -> 1
-                    (0, 1, 0, "go", "run")])                                     # unit (0,0,1): 1 -> 0
+    base = _knowledge([(0, 0, "text", "write"), (0, 1, "poem", "write"), (0, 1, "go", "run"),
+                       (1, 0, "text", "write")])
+    tuned = _knowledge([(0, 0, "text", "write"), (0, 0, "essay", "write"),   # head (0,0): 1 -> 2
+                        (0, 1, "go", "run"),                                  # head (0,1): 1 -> 0
+                        (1, 0, "text", "write")])                             # head (1,0): 1 -> 1
     shares, tests, method = compare_heads(base, tuned, SHAPE, SHAPE, ["write"], ["go", "run"])
     assert method == "joined"
     row = shares.set_index("word").loc["write"]
-    assert (row["n_changed"], row["share_more_after_tuning"]) == (3, pytest.approx(2 / 3))
+    assert (row["n_changed"], row["share_more_after_tuning"]) == (2, pytest.approx(1 / 2))
     assert "go" not in set(shares["word"])  # unchanged everywhere
     assert tests.loc[0, "instruction_n"] == 1 and tests.loc[0, "general_n"] == 0
+    assert tests.loc[1, "instruction_n"] == 0   # head (1,0) unchanged: no share in group 1
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -50,9 +53,9 @@ def test_unpaired_share_and_depth_groups():
     assert _unpaired_share(np.array([], dtype=int), np.array([], dtype=int), 5, 7)[1] == 0
     assert depth_group(np.arange(4), 4, 4).tolist() == [0, 1, 2, 3]
     assert depth_group(np.arange(30), 30, 4).tolist()[-1] == 3
-    other = {"n_layers": 8, "n_heads": 1, "d_head": 2}
-    base = _pairs([(0, 0, 0, "write", "text")])
-    tuned = _pairs([(0, 0, 0, "write", "text"), (1, 0, 1, "write", "book")])
+    other = {"n_layers": 8, "n_heads": 1}
+    base = _knowledge([(0, 0, "text", "write")])
+    tuned = _knowledge([(0, 0, "text", "write"), (1, 0, "book", "write")])
     shares, _, method = compare_heads(base, tuned, SHAPE, other, ["write"], ["go"], n_groups=2)
     assert method == "unpaired"
     assert set(shares["word"]) == {"write"}

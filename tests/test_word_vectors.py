@@ -27,7 +27,21 @@ def test_gemma_embedding_scale_is_included():
 
 def test_token_ids_from_the_backend_equal_the_tokenizer_call():
     lm = tiny_lm("llama")
-    words = ["capital", "Paris", "wonderful", "naïve", "e-mail", "U.S.", "x"]
-    expected = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    words = ["capital", "Paris", "wonderful", "naïve", "e-mail", "U.S.", "x", "zebra"]
+    called = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    # the tokenizer call's ids, less a leading lone-space token before other tokens
+    expected = [ids[1:] if len(ids) > 1 and lm.tokenizer.decode(ids[:1]) == " " else ids
+                for ids in called]
     assert word_token_ids(lm, words) == expected
     assert all(lm.tokenizer.bos_token_id not in ids for ids in expected)
+
+
+def test_leading_lone_space_token_is_dropped():
+    lm = tiny_lm("llama")
+    space = lm.tokenizer.convert_tokens_to_ids("\u0120")          # byte-level "Ġ": a lone space
+    called = lm.tokenizer([" zebra", " capital"], add_special_tokens=False)["input_ids"]
+    assert called[0][0] == space and len(called[0]) > 1 and called[1][0] != space
+    ids = word_token_ids(lm, ["zebra", "capital"])
+    assert ids == [called[0][1:], called[1]]
+    torch.testing.assert_close(word_vectors(lm, ["zebra"])[0],
+                               lm.anatomy.embed.weight[called[0][1:]].mean(0))

@@ -108,8 +108,12 @@ def test_word_token_ids_equal_the_tokenizer_call(which, request):
 
     lm = request.getfixturevalue(which)
     words = list(tunescope.data.frequent_words(3000).words) + ["naïve", "日本", "e-mail", "U.S."]
-    expected = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    called = lm.tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    # the tokenizer call's ids, less a leading whitespace-only token before other tokens
+    expected = [ids[1:] if len(ids) > 1 and not lm.tokenizer.decode(ids[:1]).strip() else ids
+                for ids in called]
     assert word_token_ids(lm, words) == expected
+    assert sum(a != b for a, b in zip(expected, called)) < 20       # a few words only
 
 
 @pytest.mark.parametrize("which", ["gemma", "smollm"])

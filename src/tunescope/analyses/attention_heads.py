@@ -7,7 +7,10 @@ averaged over each word's tokens, E: [V, d_model]) give Hq = E W_Q[h] and Hk = E
 sum(Hq^2 + Hk^2). For dimension i the top-K words by |Hq[:, i]| and by |Hk[:, i]| form candidate
 pairs (a, b); a pair is kept when the two words are semantically related (cosine similarity
 above mean + 1.96 std of *each* word's similarities to the 3,000 most frequent words) and
-Hq[a, i] * Hk[b, i] > 0. A head's knowledge: the pairs found in more than one of its dimensions.
+Hq[a, i] * Hk[b, i] > 0. A head's knowledge: the unordered, lower-cased word pairs {a, b}
+found in more than one distinct dimension of the head (a pair kept as (a, b) in one dimension
+and as (b, a) or with other capitalisation in another counts as found in two dimensions; found
+twice in one dimension, it counts once there).
 
 Everything is vectorised over heads and dimensions: one ``torch.topk`` per layer for all of
 them, the similarity filter as batched matrix products.
@@ -63,12 +66,14 @@ class HeadPairs:
 def similarity_thresholds(unit: torch.Tensor, baseline: int, z: float = 1.96,
                           chunk: int = 4096) -> torch.Tensor:
     """Per word [V]: mean + z * std of its cosine similarities to the ``baseline`` first
-    (most frequent) words; ``unit``: [V, e] unit vectors."""
+    (most frequent) words; ``unit``: [V, e] unit vectors. The std is the population std
+    (ddof 0, ``numpy.std``'s default, as the study's code and
+    :func:`tunescope.analyses.similarity.semantic_filter_threshold`)."""
     base = unit[:baseline]
     out = torch.empty(unit.shape[0])
     for start in range(0, unit.shape[0], chunk):
         sims = unit[start:start + chunk] @ base.T
-        out[start:start + chunk] = sims.mean(1) + z * sims.std(1)
+        out[start:start + chunk] = sims.mean(1) + z * sims.std(1, correction=0)
     return out
 
 
@@ -121,11 +126,38 @@ def _similarity_vectors(lm: LM, words: Sequence[str], spec: str) -> tuple[torch.
     return unit_rows(source.vectors(list(words)).float()), source.name
 
 
+def knowledge_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each head's knowledge from a ``pairs`` table (columns layer, head, dim, word_q, word_k,
+    similarity): the unordered, lower-cased pairs {word_a, word_b} (word_a <= word_b) kept in
+    more than one distinct dimension of the head. Columns: layer, head, word_a, word_b,
+    n_dims (distinct dimensions of the head where the pair was kept), similarity."""
+    cols = ["layer", "head", "word_a", "word_b", "n_dims", "similarity"]
+    if not len(pairs):
+        return pd.DataFrame(columns=cols)
+    q = pairs["word_q"].astype(str).str.lower().to_numpy()
+    k = pairs["word_k"].astype(str).str.lower().to_numpy()
+    swap = q > k
+    frame = pd.DataFrame({"layer": pairs["layer"].to_numpy(), "head": pairs["head"].to_numpy(),
+                          "word_a": np.where(swap, k, q), "word_b": np.where(swap, q, k),
+                          "dim": pairs["dim"].to_numpy(),
+                          "similarity": pairs["similarity"].to_numpy()
+                          if "similarity" in pairs else np.nan})
+    knowledge = (frame.groupby(["layer", "head", "word_a", "word_b"], sort=True)
+                 .agg(n_dims=("dim", "nunique"), similarity=("similarity", "max")).reset_index())
+    return knowledge[knowledge["n_dims"] > 1].reset_index(drop=True)[cols]
+
+
 @register("attention_heads", AttentionHeadsConfig, dataset="vocabulary")
 def attention_heads(lm: LM, words: Sequence[str],
                     config: AttentionHeadsConfig = AttentionHeadsConfig(),
                     similarity_vectors: Callable | None = None) -> Result:
     """Attention heads as word-word pairs, per layer, head and dimension (W2).
+
+    Tables: ``pairs`` (every kept ordered pair: layer, head, dim, dim_rank, word_q, word_k,
+    similarity), ``knowledge`` (:func:`knowledge_pairs`: unordered lower-cased pairs found in
+    more than one dimension of a head), ``heads`` (layer, head, n_pairs = its knowledge
+    pairs). Summary: ``n_pairs`` (rows of ``pairs``), ``n_knowledge_pairs`` (rows of
+    ``knowledge``), ``heads_with_knowledge`` (heads with at least one knowledge pair).
 
     ``words``: the vocabulary, most frequent first (its first ``config.baseline`` words are the
     similarity baseline). ``similarity_vectors(words) -> [V, e]`` overrides ``config.similarity``.
@@ -157,9 +189,7 @@ def attention_heads(lm: LM, words: Sequence[str],
     vocab = np.array(words, dtype=object)
     pairs["word_q"] = vocab[pairs["word_q"].to_numpy()]
     pairs["word_k"] = vocab[pairs["word_k"].to_numpy()]
-    knowledge = (pairs.groupby(["layer", "head", "word_q", "word_k"], sort=True)
-                 .agg(n_dims=("dim", "nunique"), similarity=("similarity", "first")).reset_index())
-    knowledge = knowledge[knowledge["n_dims"] > 1].reset_index(drop=True)
+    knowledge = knowledge_pairs(pairs)
     per_head = (knowledge.groupby(["layer", "head"]).size().rename("n_pairs").reset_index())
     summary = {"n_words": len(words), "n_layers": len(layers), "similarity": sim_name,
                "n_pairs": len(pairs), "n_knowledge_pairs": len(knowledge),

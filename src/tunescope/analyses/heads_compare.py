@@ -1,16 +1,22 @@
-"""Base against tuned for W2: in which heads does a word take part in more pairs after tuning,
-and is that more often so for instruction verbs than for general verbs?
+"""Base against tuned for W2 (METHODS.md W2, after Wu et al. 2024): in which heads does a word
+take part in more knowledge pairs after tuning, and is that more often so for instruction verbs
+than for general verbs?
 
-Units are (layer, head, dimension). A word's count in a unit is the number of kept pairs of
-that unit in which it is the query or the key word. Layers are put in ``n_groups`` groups by
-relative depth, so models of different depth can be compared.
+The unit is the attention head, (layer, head). A word's count in a head is the number of the
+head's *knowledge* pairs (unordered, lower-cased pairs found in more than one of its dimensions,
+:func:`tunescope.analyses.attention_heads.knowledge_pairs`) that contain the word (a pair of a
+word with itself counts twice). Pairs kept in only one dimension do not count. Layers are put in
+``n_groups`` groups by relative depth, so models of different depth can be compared.
 
-- Same architecture (equal layers, heads and head size): units are joined on (layer, head,
-  dimension); a unit *changed* for a word when its count differs; the word's share in a group
-  is the fraction of its changed units where the tuned count is higher.
-- Different architectures: units cannot be joined; the share is P(tuned > base) / P(tuned !=
-  base) for a random tuned unit against a random base unit of the same depth group (the
-  unpaired analogue), and the result says so.
+- Same architecture (equal layers and heads): heads are matched by layer and head index; a head
+  *changed* for a word when its count differs; the word's share in a group is the fraction of
+  its changed heads where the tuned count is higher. Words with no changed head in a group get
+  no share there.
+- Different architectures: heads cannot be matched; the share is P(tuned > base) /
+  P(tuned != base) for a random tuned head against a random base head of the same depth group
+  (the unpaired analogue), and the result says so.
+
+Per group, the instruction verbs' shares are contrasted with the general verbs' (Welch test).
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import pandas as pd
 from tunescope.analyses.instruction_score import welch_one_sided
 
 
-def word_counts(pairs: pd.DataFrame, words: set[str]) -> pd.DataFrame:
-    """Counts [word, layer, head, dim, count] of each word of ``words`` over a ``pairs`` table."""
-    sides = [pairs.loc[pairs[side].isin(words), ["layer", "head", "dim", side]]
-             .rename(columns={side: "word"}) for side in ("word_q", "word_k")]
+def word_counts(knowledge: pd.DataFrame, words: set[str]) -> pd.DataFrame:
+    """Counts [word, layer, head, count]: per head, the number of its knowledge pairs (a
+    ``knowledge`` table with columns layer, head, word_a, word_b) that contain each word of
+    ``words`` (lower-cased words)."""
+    sides = [knowledge.loc[knowledge[side].isin(words), ["layer", "head", side]]
+             .rename(columns={side: "word"}) for side in ("word_a", "word_b")]
     long = pd.concat(sides)
-    return long.groupby(["word", "layer", "head", "dim"]).size().rename("count").reset_index()
+    return long.groupby(["word", "layer", "head"]).size().rename("count").reset_index()
 
 
 def depth_group(layer, n_layers: int, n_groups: int):
@@ -50,33 +58,35 @@ def _unpaired_share(base_hits: np.ndarray, tuned_hits: np.ndarray, base_units: i
     return (greater / (greater + less) if greater + less else np.nan), greater + less
 
 
-def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shape: dict,
+def compare_heads(base_knowledge: pd.DataFrame, tuned_knowledge: pd.DataFrame, base_shape: dict,
                   tuned_shape: dict, instruction_verbs: Sequence[str] | None = None,
                   general_verbs: Sequence[str] | None = None, n_groups: int = 4
                   ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Per word and depth group, the share of changed units where the word appears more after
-    tuning; then per group instruction verbs against general verbs (mean, std, n, one-sided
-    Welch test instruction > general).
+    """Per word and depth group, the share of changed heads where the word appears in more
+    knowledge pairs after tuning; then per group instruction verbs against general verbs
+    (mean, std, n, one-sided Welch test instruction > general).
 
-    ``*_shape``: ``{"n_layers", "n_heads", "d_head"}`` of each model (e.g. from the Result's
-    provenance). Verbs default to the study's 38 instruction verbs and the 3,000 most frequent
-    general verbs (:mod:`tunescope.data.verbs`). Returns (shares table, tests table, method:
-    "joined" or "unpaired").
+    ``*_knowledge``: the Results' ``knowledge`` tables (layer, head, word_a, word_b).
+    ``*_shape``: ``{"n_layers", "n_heads"}`` of each model (e.g. from the Result's provenance).
+    Verbs (lower-cased) default to the study's 38 instruction verbs and the 3,000 most frequent
+    general verbs (:mod:`tunescope.data.verbs`). Returns (shares table [word, group,
+    n_changed (changed heads, or differing head pairs when unpaired), share_more_after_tuning,
+    verb_class], tests table, method: "joined" or "unpaired").
     """
     from tunescope.data import verbs as lexicon
 
     instruction_verbs = lexicon.INSTRUCTION_VERBS if instruction_verbs is None else instruction_verbs
     general_verbs = lexicon.general_verbs() if general_verbs is None else general_verbs
-    verbs = {w: "general" for w in general_verbs}
-    verbs.update({w: "instruction" for w in instruction_verbs})
-    same = all(base_shape[k] == tuned_shape[k] for k in ("n_layers", "n_heads", "d_head"))
+    verbs = {w.lower(): "general" for w in general_verbs}
+    verbs.update({w.lower(): "instruction" for w in instruction_verbs})
+    same = all(base_shape[k] == tuned_shape[k] for k in ("n_layers", "n_heads"))
     counts = {name: word_counts(df, set(verbs)).assign(
                   group=lambda d, s=shape: depth_group(d["layer"], s["n_layers"], n_groups))
-              for name, df, shape in (("base", base_pairs, base_shape),
-                                      ("tuned", tuned_pairs, tuned_shape))}
+              for name, df, shape in (("base", base_knowledge, base_shape),
+                                      ("tuned", tuned_knowledge, tuned_shape))}
     rows = []
     if same:
-        joined = counts["base"].merge(counts["tuned"], on=["word", "layer", "head", "dim", "group"],
+        joined = counts["base"].merge(counts["tuned"], on=["word", "layer", "head", "group"],
                                       how="outer", suffixes=("_base", "_tuned")).fillna(0)
         changed = joined[joined["count_base"] != joined["count_tuned"]]
         for (word, group), sub in changed.groupby(["word", "group"]):
@@ -92,7 +102,7 @@ def compare_heads(base_pairs: pd.DataFrame, tuned_pairs: pd.DataFrame, base_shap
             for name, shape in (("base", base_shape), ("tuned", tuned_shape)):
                 layers = np.arange(shape["n_layers"])
                 units[name] = int((depth_group(layers, shape["n_layers"], n_groups) == group).sum()
-                                  * shape["n_heads"] * shape["d_head"])
+                                  * shape["n_heads"])
             for word in verbs:
                 share, n = _unpaired_share(found["base"].get((word, group), empty),
                                            found["tuned"].get((word, group), empty),

@@ -1,7 +1,10 @@
 """Word vectors read off a model's own matrices (W2 uses input embeddings, W3 unembeddings).
 
 A word's vector is the mean of the matrix rows of its tokens, the word tokenised as it appears
-inside a sentence (with a leading space: " write"). Words are kept in the given order.
+inside a sentence (with a leading space: " write"). When that tokenisation starts with a token
+that decodes to whitespace only (a lone space token, "Ġ" or "▁", before the word's own tokens)
+and the word has other tokens, that token is dropped: it is no part of the word. Words are kept
+in the given order.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from tunescope.models.lm import LM
 
 
 def word_token_ids(lm: LM, words: Sequence[str]) -> list[list[int]]:
-    """Token ids of each word as it appears after a space (no special tokens).
+    """Token ids of each word as it appears after a space (no special tokens), without a
+    leading token that decodes to whitespace only when the word has other tokens.
 
     A fast tokenizer's backend encodes the batch directly, without character offsets where it
     can (``encode_batch_fast``); the ids are the same as the tokenizer's own call, which
@@ -23,8 +27,12 @@ def word_token_ids(lm: LM, words: Sequence[str]) -> list[list[int]]:
     backend = getattr(lm.tokenizer, "backend_tokenizer", None)
     if backend is not None:
         encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-        return [e.ids for e in encode(texts, add_special_tokens=False)]
-    return lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        ids = [list(e.ids) for e in encode(texts, add_special_tokens=False)]
+    else:
+        ids = [list(s) for s in lm.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    blank = {t: not lm.tokenizer.decode([t]).strip()
+             for t in {seq[0] for seq in ids if len(seq) > 1}}
+    return [seq[1:] if len(seq) > 1 and blank[seq[0]] else seq for seq in ids]
 
 
 @torch.no_grad()

@@ -2,29 +2,32 @@
 (:func:`tunescope.analyses.heads_compare.compare_heads`).
 
 Per verb and depth group (``n_groups`` groups of layers by relative depth), compare_heads gives
-the share of changed units (layer, head, dimension) in which the verb takes part in more pairs
-after tuning; units are joined when both models have the same shape, else compared unpaired.
-One row per depth group, metric ``share_more_after_tuning``: since each share already compares
-the two models, the row contrasts the two verb classes instead, in the columns' order
-*reference, then test*: ``base`` = the mean share of the general verbs, ``tuned`` = that of the
-instruction verbs, ``difference`` = instruction - general, with the study's one-sided Welch test
-instruction > general, a bootstrap interval resampling each class's verbs independently, and
-``n_base`` / ``n_tuned`` the numbers of general / instruction verbs. ``depth`` is the group's
-centre, ``(group + 0.5) / n_groups``.
+the share of changed heads (unit: the head, matched by layer and index) in which the verb takes
+part in more of the head's *knowledge* pairs (unordered, lower-cased pairs found in more than
+one of its dimensions) after tuning; heads are matched when both models have the same numbers
+of layers and heads, else compared unpaired. One row per depth group, metric
+``share_more_after_tuning``: since each share already compares the two models, the row
+contrasts the two verb classes instead, in the columns' order *reference, then test*: ``base``
+= the mean share of the general verbs, ``tuned`` = that of the instruction verbs,
+``difference`` = instruction - general, with the study's one-sided Welch test instruction >
+general, a bootstrap interval resampling each class's verbs independently, and ``n_base`` /
+``n_tuned`` the numbers of general / instruction verbs. ``depth`` is the group's centre,
+``(group + 0.5) / n_groups``.
 
-Verbs that occur in neither model's pairs add no row to compare_heads' tables (no changed
-unit, no unpaired comparison), so only the verbs found in the pairs are passed to it: the same
-tables, without a pass over the thousands of absent verbs.
+Verbs that occur in neither model's knowledge pairs add no row to compare_heads' tables (no
+changed head, no unpaired comparison), so only the verbs found there are passed to it: the
+same tables, without a pass over the thousands of absent verbs.
 
-The model shapes (n_layers, n_heads, d_head) come from the Results' provenance. A Result whose
-model metadata lacks ``d_head`` gets ``d_model // n_heads`` (raised to the largest dimension
-index seen in its pairs + 1), and the note says so.
+The knowledge comes from each Result's ``knowledge`` table; a Result saved before the knowledge
+was counted as unordered lower-cased pairs (no ``word_a`` column) has it recounted from its
+``pairs`` table. The model shapes (n_layers, n_heads) come from the Results' provenance.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tunescope.analyses.attention_heads import knowledge_pairs
 from tunescope.analyses.heads_compare import compare_heads
 from tunescope.data.verbs import INSTRUCTION_VERBS, general_verbs
 from tunescope.compare.bootstrap import mean_parts, percentile_ci, ratio
@@ -35,31 +38,33 @@ N_GROUPS = 4
 """Depth groups of layers (as in compare_heads)."""
 
 
-def head_shape(result) -> tuple[dict, bool]:
-    """({"n_layers", "n_heads", "d_head"}, whether d_head was estimated) of a Result's model."""
+def head_shape(result) -> dict:
+    """{"n_layers", "n_heads"} of a Result's model."""
     model = result.provenance.get("model", {})
-    shape = {"n_layers": int(model["n_layers"]), "n_heads": int(model["n_heads"])}
-    if model.get("d_head"):
-        return {**shape, "d_head": int(model["d_head"])}, False
-    pairs = need(result, "pairs")
-    seen = int(pairs["dim"].max()) + 1 if len(pairs) else 1
-    return {**shape, "d_head": max(int(model["d_model"]) // shape["n_heads"], seen)}, True
+    return {"n_layers": int(model["n_layers"]), "n_heads": int(model["n_heads"])}
+
+
+def head_knowledge(result):
+    """A Result's knowledge table (layer, head, word_a, word_b, ...), recounted from its
+    ``pairs`` table when the Result lacks one in that form."""
+    knowledge = result.tables.get("knowledge")
+    if knowledge is not None and "word_a" in knowledge.columns:
+        return knowledge
+    return knowledge_pairs(need(result, "pairs"))
 
 
 @comparer("attention_heads")
 def compare_attention_heads(base, tuned, resampler) -> list[dict]:
-    (shape_b, guessed_b), (shape_t, guessed_t) = head_shape(base), head_shape(tuned)
-    pairs = {"base": need(base, "pairs"), "tuned": need(tuned, "pairs")}
-    seen = set().union(*(set(p[side].unique()) for p in pairs.values()
-                         for side in ("word_q", "word_k")))
+    shape_b, shape_t = head_shape(base), head_shape(tuned)
+    knowledge = {"base": head_knowledge(base), "tuned": head_knowledge(tuned)}
+    seen = set().union(*(set(k[side].unique()) for k in knowledge.values()
+                         for side in ("word_a", "word_b")))
     shares, tests, method = compare_heads(
-        pairs["base"], pairs["tuned"], shape_b, shape_t,
+        knowledge["base"], knowledge["tuned"], shape_b, shape_t,
         [v for v in INSTRUCTION_VERBS if v in seen], [v for v in general_verbs() if v in seen],
         n_groups=N_GROUPS)
-    note = (f"verb shares of changed units with more pairs after tuning (units {method}); "
-            "base column: general verbs, tuned column: instruction verbs")
-    if guessed_b or guessed_t:
-        note += "; d_head not recorded in the provenance: estimated"
+    note = (f"verb shares of changed heads with more knowledge pairs after tuning (heads "
+            f"{method}); base column: general verbs, tuned column: instruction verbs")
     rows = []
     for t in tests.itertuples():
         sub = shares[shares["group"] == t.group]
