@@ -426,6 +426,20 @@ def test_heads_verb_contrast_hand_computed():
     assert g0["depth"] == 0.125 and "heads joined" in g0["note"]
 
 
+def test_heads_compare_notes_different_word_similarities():
+    shape = {"n_layers": 4, "n_heads": 2}
+    knowledge = _knowledge([(0, 0, "go", "write"), (0, 1, "sky", "write")])
+    base = result("attention_heads", {"knowledge": knowledge}, **shape)
+    tuned = result("attention_heads", {"knowledge": knowledge}, **shape)
+    base.summary["similarity"], tuned.summary["similarity"] = "model embeddings", "minilm"
+    notes = compare_results(base, tuned, n_boot=20)["note"]
+    assert notes.str.contains("different word similarities: base 'model embeddings' vs "
+                              "tuned 'minilm'").all()
+    tuned.summary["similarity"] = "model embeddings"
+    assert not compare_results(base, tuned, n_boot=20)["note"].str.contains(
+        "different word similarities").any()
+
+
 def test_heads_compare_recounts_old_results_from_pairs():
     """A Result without an unordered knowledge table: knowledge recounted from its pairs
     (ordered, mixed case; only pairs in more than one dimension of a head count)."""

@@ -182,3 +182,18 @@ def test_default_similarity_matches_installation(monkeypatch):
     expected = SentenceEmbeddingSimilarity if sentence_similarity_available() \
         else ModelEmbeddingSimilarity
     assert isinstance(sim, expected)
+
+
+def test_w2_default_similarity_is_one_model_independent_source(monkeypatch):
+    """W2's default never falls back to each model's own embeddings (base and tuned would be
+    filtered by different similarities): without the sentence-embedding model it refuses with
+    one line that names both ways out; the model's own embeddings stay an explicit choice."""
+    from tunescope import analyses
+    monkeypatch.setattr(similarity, "sentence_similarity_available", lambda *a: False)
+    lm = tiny_lm("llama")
+    words = ["paris", "france", "rome", "italy"]
+    config = analyses.get("attention_heads").make_config
+    with pytest.raises(TunescopeError, match="one similarity for every model.*similarity: model"):
+        analyses.attention_heads(lm, words, config(top_k=2, baseline=4))
+    res = analyses.attention_heads(lm, words, config(top_k=2, baseline=4, similarity="model"))
+    assert res.summary["similarity"] == "model embeddings"

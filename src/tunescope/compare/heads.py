@@ -65,6 +65,10 @@ def compare_attention_heads(base, tuned, resampler) -> list[dict]:
         n_groups=N_GROUPS)
     note = (f"verb shares of changed heads with more knowledge pairs after tuning (heads "
             f"{method}); base column: general verbs, tuned column: instruction verbs")
+    sims = [res.summary.get("similarity") for res in (base, tuned)]
+    if sims[0] != sims[1]:
+        note += (f"; different word similarities: base {sims[0]!r} vs tuned {sims[1]!r} (the "
+                 "two models' pairs were filtered differently)")
     rows = []
     for t in tests.itertuples():
         sub = shares[shares["group"] == t.group]

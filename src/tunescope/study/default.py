@@ -30,8 +30,9 @@ analyses:
   attribution:                        # W1; the response budget (study: 300 tokens) sets the
     max_new_tokens: 24                #   cost: one batched backward pass per 16 tokens;
     chat: auto                        #   each model's chat template where it has one
-  attention_heads:                    # W2; top 100 words per dimension (the study's K)
-    similarity: model                 #   the model's own embeddings: no extra model to load
+  attention_heads: {}                 # W2; top 100 words per dimension (the study's K); one
+                                      #   word similarity for both models: the offline
+                                      #   sentence-embedding model (all-MiniLM-L6-v2)
   ffn_concepts:                       # W3; 50 components per layer described by 50 words;
     rank: 50                          #   the offline labeller gives the same label in every
     runs: 1                           #   run, so one run (the study: 5 LLM runs)
