@@ -165,6 +165,12 @@ def test_load_annotations_and_followed_labels_synthetic(tmp_path):
     assert list(lab.id) == ["a_1", "a_2", "a_5"]
     assert list(lab.followed) == [True, False, True]
     assert followed_labels(df, "alpaca").empty
+    # response length from a token count per id (the released code's rule): ids it lacks drop
+    lab = followed_labels(df, "vicuna", token_counts={"a_1": 4, "a_2": 9, "a_3": 6, "a_5": 7})
+    assert list(lab.id) == ["a_2", "a_3", "a_5"]
+    assert list(lab.n_tokens) == [9, 6, 7]
+    assert list(lab.followed) == [False, True, True]
+    assert followed_labels(df, "vicuna", token_counts={"a_2": 9}).id.tolist() == ["a_2"]
     bad = _write(tmp_path / "bad.tsv", head + "a.pkl\tv\tP\tR\tI\tresp\tgood\n")
     with pytest.raises(DataError, match=r"bad\.tsv:2: field 'Rating': must be an integer"):
         load_annotations(bad)
@@ -219,6 +225,12 @@ def test_real_annotations(wu, wu_prompts):
     assert len(lab) == 605
     assert Counter(lab.followed) == {True: 495, False: 110}
     assert (lab.n_tokens >= 5).all() and lab.Rating.between(1, 4).all()
+    # the released code's selection: >= 5 response pieces of the stored Vicuna attribution
+    with open(wu / "vicuna_7b_tokens.jsonl", encoding="utf-8") as f:
+        counts = {r["id"]: len(r["output_tokens"]) for r in map(json.loads, f)}
+    lab = followed_labels(df, token_counts=counts)
+    assert len(lab) == 616
+    assert Counter(lab.followed) == {True: 503, False: 113}
 
 
 def test_real_levels_and_piece_alignment(wu, wu_prompts):

@@ -351,17 +351,26 @@ def load_annotations(path: str | os.PathLike):
     return pd.DataFrame.from_records(records, columns=list(ANNOTATION_COLUMNS) + ["id"])
 
 
-def followed_labels(df, model: str = "vicuna", min_tokens: int = 5):
+def followed_labels(df, model: str = "vicuna", min_tokens: int = 5, token_counts=None):
     """The rated responses of ``model`` with a boolean column ``followed``.
 
     Rows whose ``Model`` starts with ``model`` (case-insensitive, e.g. ``"vicuna"`` matches
     ``vicuna_7B``); unrated rows (rating -1, or anything outside 1-4) and responses of fewer
-    than ``min_tokens`` whitespace-separated tokens are dropped. ``followed`` is True for
-    ratings 2-4 and False for 1 (the response did not follow the instruction). Adds
-    ``n_tokens`` (whitespace tokens of the response).
+    than ``min_tokens`` tokens are dropped. ``followed`` is True for ratings 2-4 and False for
+    1 (the response did not follow the instruction). Adds ``n_tokens``: the response's length.
+
+    ``token_counts``: optional mapping ``id -> number of response tokens`` (e.g. the response
+    pieces of the stored attributions). When given, ``n_tokens`` comes from it and rows whose
+    ``id`` it lacks are dropped -- the selection of the study's released code, which counts the
+    model's response tokens, not the rated text. Without it, ``n_tokens`` counts the
+    whitespace-separated tokens of ``Response``.
     """
     rows = df[df["Model"].str.lower().str.startswith(model.lower())].copy()
-    rows["n_tokens"] = rows["Response"].map(lambda r: len(str(r).split()))
+    if token_counts is None:
+        rows["n_tokens"] = rows["Response"].map(lambda r: len(str(r).split()))
+    else:
+        rows = rows[rows["id"].isin(list(token_counts))].copy()
+        rows["n_tokens"] = rows["id"].map(lambda i: int(token_counts[i])).astype(int)
     rows = rows[rows["Rating"].between(1, 4) & (rows["n_tokens"] >= min_tokens)].copy()
     rows["followed"] = rows["Rating"] >= 2
     return rows.reset_index(drop=True)
