@@ -45,7 +45,7 @@ def main():
         for layer, head in zip(top["layer"], top["head"]):
             k = w2.tables["knowledge"]
             k = k[(k["layer"] == layer) & (k["head"] == head)].sort_values("n_dims", ascending=False)
-            pairs = ", ".join(f"{q}-{v} ({n})" for q, v, n in zip(k["word_q"], k["word_k"], k["n_dims"]))
+            pairs = ", ".join(f"{a}-{b} ({n})" for a, b, n in zip(k["word_a"], k["word_b"], k["n_dims"]))
             print(f"  layer {layer} head {head}: {len(k)} pairs; top: {pairs[:400]}")
         w3 = ffn_concepts(lm, words, get("ffn_concepts").make_config())
         print("W3:", {k: v for k, v in w3.summary.items() if not isinstance(v, (list, dict))})
@@ -61,8 +61,8 @@ def main():
             w2.save(f"{args.save}/{name}/attention_heads")
             w3.save(f"{args.save}/{name}/ffn_concepts")
         del lm
-    shares, tests, method = compare_heads(heads[args.base].tables["pairs"],
-                                          heads[args.tuned].tables["pairs"],
+    shares, tests, method = compare_heads(heads[args.base].tables["knowledge"],
+                                          heads[args.tuned].tables["knowledge"],
                                           shapes[args.base], shapes[args.tuned])
     print(f"== verbs, {args.base} -> {args.tuned} ({method} comparison by depth group)")
     print(tests.to_string(index=False, float_format="%.3f"))

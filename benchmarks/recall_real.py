@@ -32,6 +32,9 @@ def main():
         start = time.perf_counter()
         knock = attention_knockout(lm, relations, config)
         extract = extraction_rate(lm, relations, config)
+        normed = extraction_rate(lm, relations, get("extraction_rate").make_config(
+            max_examples=args.examples, per_relation=-(-args.examples // 5),
+            projection="final_norm"))
         enrich = subject_enrichment(lm, relations, config)
         print(f"{knock.summary['n_examples']} examples; {time.perf_counter() - start:.0f} s")
         print(knock.tables["queries"].pivot_table(index="relation", columns="status",
@@ -41,11 +44,15 @@ def main():
         ranks = enrich.tables["curves"].pivot(index="layer", columns="position", values="median_rank")
         probs = enrich.tables["curves"].pivot(index="layer", columns="position",
                                               values="mean_probability")
+        normed_rates = normed.tables["rates"].pivot(index="layer", columns="component",
+                                                    values="rate")
         table = (curves.add_prefix("knockout%_").join(rates.add_prefix("extract_"))
+                 .join(normed_rates.add_prefix("extract_normed_"))
                  .join(ranks.add_prefix("rank_")).join(probs.add_prefix("p_")))
         print(table.to_string(float_format="%.2f"))
         print("knockout:", {k: v for k, v in knock.summary.items() if "strongest" in k})
-        print("extraction:", extract.summary)
+        print("extraction (unembedding):", extract.summary)
+        print("extraction (final_norm):", normed.summary)
         print("enrichment:", enrich.summary)
         if args.save:
             for res in (knock, extract, enrich):

@@ -44,16 +44,25 @@ def arm(point: str) -> None:
             dequantise(gguf, out_dir)
             die()
         bundled._dequantise = dequantise_then_die
-    elif point in ("mid-shard", "combine"):
-        where = "/shards/" if point == "mid-shard" else "/results/"
+    elif point == "mid-shard":
         to_parquet = pd.DataFrame.to_parquet
 
-        def to_parquet_then_die(self, path, *args, **kwargs):
+        def to_parquet_then_die(self, path=None, *args, **kwargs):
             out = to_parquet(self, path, *args, **kwargs)
-            if where in str(path):
+            if "/shards/" in str(path):
                 die()
             return out
         pd.DataFrame.to_parquet = to_parquet_then_die
+    elif point == "combine":
+        from tunescope.study import store
+
+        write_atomic = store.write_atomic
+
+        def write_then_die(path, data):
+            write_atomic(path, data)
+            if "/results/" in str(path):
+                die()
+        store.write_atomic = write_then_die
     elif point == "between-shards":
         save = RunStore.save
 
@@ -79,7 +88,7 @@ def arm(point: str) -> None:
             saves.append(args)
             return save(self, *args, **kwargs)
 
-        def to_parquet_on_a_full_disk(self, path, *args, **kwargs):
+        def to_parquet_on_a_full_disk(self, path=None, *args, **kwargs):
             if len(saves) >= 2 and "/shards/" in str(path):
                 raise OSError(errno.ENOSPC, "No space left on device")
             return to_parquet(self, path, *args, **kwargs)

@@ -53,7 +53,7 @@ def test_cache_round_trip_and_corruption(tmp_path):
     cache = ChatCache(path)
     cache.put("m", "hello", 0, "world")
     cache.save()
-    assert not list(path.parent.glob(".cache.json.*"))          # no temporary left behind
+    assert not list(path.parent.glob(".*"))                     # no temporary left behind
     again = ChatCache(path)
     assert again.get("m", "hello", 0) == "world"
     assert again.get("m", "hello", 1) is None and again.get("other", "hello", 0) is None

@@ -10,6 +10,7 @@ import pytest
 
 import tunescope
 from tiny import FACT_TEMPLATES, FACTS, tiny_lm, tiny_trained_lm
+from tunescope.atomic import TEMP_PREFIX
 from tunescope.errors import OutputError, TunescopeError
 from tunescope.result import Result
 from tunescope.study import Study, rebuild_report
@@ -159,13 +160,13 @@ def test_interrupted_run_resumes_with_the_unfinished_jobs_only(tiny_study_files,
         Study.from_dict(raw).run(tmp_path, compare=False, report=False)
     assert len(ran) == 4
     # a shard left half-written by the interruption is cleaned up and rerun
-    (tmp_path / "shards" / "tiny-tuned" / ".extraction_rate.abc123").mkdir(parents=True)
+    (tmp_path / "shards" / "tiny-tuned" / f"{TEMP_PREFIX}extraction_rate.abc123").mkdir(parents=True)
     monkeypatch.setattr(local, "execute", real)
     again = Study.from_dict(raw).run(tmp_path, compare=False, report=False)
     assert (again.ran, again.skipped) == (2, 4)
     assert [r["analysis"] for r in again.records if r["status"] == "done"] == \
         ["extraction_rate", "ffn_concepts"]
-    assert not (tmp_path / "shards" / "tiny-tuned" / ".extraction_rate.abc123").exists()
+    assert not (tmp_path / "shards" / "tiny-tuned" / f"{TEMP_PREFIX}extraction_rate.abc123").exists()
 
 
 def test_changed_spec_is_refused_naming_the_field(tiny_study_files, tmp_path):
@@ -238,7 +239,8 @@ def test_unwritable_output_fails_before_any_model_loads(tiny_study_files, tmp_pa
 
 
 def test_refuses_a_directory_of_shards_without_a_spec(tiny_study_files, tmp_path):
-    (tmp_path / "shards" / "x").mkdir(parents=True)
+    (tmp_path / "shards" / "x" / "ffn_concepts").mkdir(parents=True)
+    (tmp_path / "shards" / "x" / "ffn_concepts" / "result.json").write_text("{}")
     study = Study.from_dict(tiny_raw(tiny_study_files, analyses=["ffn_concepts"]))
     with pytest.raises(TunescopeError, match="holds shards but no spec.json"):
         study.run(tmp_path, report=False)

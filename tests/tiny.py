@@ -70,21 +70,27 @@ def tiny_tokenizer(chat: bool = False, bos: bool = True) -> PreTrainedTokenizerF
     return tok
 
 
+CONTEXT = 1024
+"""Positions of the rotary-embedding models (no weights depend on it): room for the longest
+built-in input under the tiny tokenizer (an instruction prompt of about 300 tokens), which the
+engine would refuse beyond the context. GPT-2's learnt positions stay at 256."""
+
+
 def _config(family: str, vocab: int, attn: str):
     common = dict(vocab_size=vocab, pad_token_id=0, bos_token_id=1, eos_token_id=2)
     if family == "llama":
         return LlamaForCausalLM, LlamaConfig(
             hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=6,
-            num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False, **common)
+            num_key_value_heads=2, max_position_embeddings=CONTEXT, tie_word_embeddings=False, **common)
     if family == "gemma2":
         return Gemma2ForCausalLM, Gemma2Config(
             hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=16, max_position_embeddings=256, sliding_window=8,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=CONTEXT, sliding_window=8,
             final_logit_softcapping=30.0, attn_logit_softcapping=50.0, **common)
     if family == "gemma3":
         return Gemma3ForCausalLM, Gemma3TextConfig(
             hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=1, head_dim=16, max_position_embeddings=256, sliding_window=8,
+            num_key_value_heads=1, head_dim=16, max_position_embeddings=CONTEXT, sliding_window=8,
             layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
             **common)
     if family == "gpt2":
@@ -93,7 +99,7 @@ def _config(family: str, vocab: int, attn: str):
     if family == "gpt_neox":
         return GPTNeoXForCausalLM, GPTNeoXConfig(
             hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-            max_position_embeddings=256, rotary_pct=0.5, use_parallel_residual=True,
+            max_position_embeddings=CONTEXT, rotary_pct=0.5, use_parallel_residual=True,
             tie_word_embeddings=False, **common)
     raise ValueError(family)
 

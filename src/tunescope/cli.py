@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tunescope._entry import interrupted
 from tunescope.errors import EXIT_USAGE, TunescopeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -262,19 +263,34 @@ def _print_predictions(results: dict) -> None:
 
 
 def main() -> None:
-    """Entry point of the console script."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    """Run the command line (the console script reaches it through :mod:`tunescope._entry`,
+    which also covers the imports): a user error prints one line and exits 2; Ctrl-C prints
+    one line and exits 130 (:func:`tunescope._entry.interrupted`)."""
     try:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         app()  # usage errors are handled by click (exit 2); other exceptions come out here
-    except TunescopeError as e:
-        print(f"tunescope: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        print("tunescope: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except BaseException as e:
+        if _caused_by_interrupt(e):  # also typer's silent exit 130 and errors while stopping
+            interrupted()
+        if isinstance(e, TunescopeError):
+            print(f"tunescope: error: {e}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        raise
+
+
+def _caused_by_interrupt(error: BaseException | None) -> bool:
+    """Whether ``error`` is a KeyboardInterrupt or was raised while handling one (along the
+    chain of ``raise ... from`` causes and implicit contexts)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 if __name__ == "__main__":

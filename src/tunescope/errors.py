@@ -53,3 +53,8 @@ class DataError(TunescopeError):
 
 class OutputError(TunescopeError):
     """An output location cannot be written (permissions, full disk, not a directory)."""
+
+
+class ContextLengthError(DataError):
+    """An input is longer than the model's context (the most positions it takes); the message
+    names the input (file and line where known), its length in tokens and the limit."""

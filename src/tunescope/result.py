@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tunescope.atomic import make_temp_dir, replace_dir, temp_prefix
 from tunescope.errors import DataError, OutputError
 
 FORMAT = "tunescope-result/1"
@@ -66,7 +67,7 @@ def check_writable(directory: str | os.PathLike) -> Path:
     path = Path(directory)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test."):
+        with tempfile.NamedTemporaryFile(dir=path, prefix=temp_prefix("write-test")):
             pass
     except OSError as e:
         raise OutputError(f"output directory {path} is not writable: {e.strerror or e}") from None
@@ -116,7 +117,7 @@ class Result:
         target = Path(directory)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+            tmp = make_temp_dir(target.parent, target.name)  # the umask's mode
         except OSError as e:
             raise OutputError(f"cannot write results to {target}: {e.strerror or e}") from None
         try:
@@ -128,14 +129,7 @@ class Result:
             (tmp / "provenance.json").write_text(json.dumps(self.provenance, indent=2))
             (tmp / "result.json").write_text(json.dumps(
                 {"format": FORMAT, "analysis": self.analysis, "tables": list(self.tables)}))
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(target)
+            replace_dir(tmp, target)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise OutputError(f"cannot write results to {target}: {e.strerror or e}") from None

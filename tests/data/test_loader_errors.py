@@ -98,7 +98,15 @@ CASES = {
         "label), got ['a', 'b\\nc', 'label']"),
     "pairs: binary junk": (
         _one(load_pairs, "pairs.jsonl", b"\x00\x9c\xff"),
-        "pairs.jsonl: not UTF-8 text (invalid start byte at byte 1)"),
+        "pairs.jsonl: not UTF-8 text (NUL byte at byte 0; UTF-16 or a binary file?)"),
+    "pairs: UTF-16 without a byte-order mark": (
+        _one(load_pairs, "pairs.jsonl", '{"a": "x", "b": "y", "label": 1}\n'.encode("utf-16-le")),
+        "pairs.jsonl: not UTF-8 text (NUL byte at byte 1; UTF-16 or a binary file?)"),
+    "task: UTF-16 with a byte-order mark": (
+        _one(load_task, "task.jsonl",
+             b"\xfe\xff" + '{"labels": ["neg", "pos"]}\n'.encode("utf-16-be")),
+        "task.jsonl: not UTF-8 text (it starts with a UTF-16-BE byte-order mark; tunescope "
+        "reads UTF-8: convert it, e.g. iconv -f UTF-16 -t UTF-8)"),
     "pairs: unknown extension": (
         _one(load_pairs, "pairs.txt", "a"),
         "pairs.txt: unknown pairs format '.txt': expected .csv, .tsv or .jsonl"),
@@ -226,7 +234,7 @@ def test_vocabulary_lines_end_only_at_line_feeds(tmp_path):
     path.write_bytes("\ufeffword\tfrequency\nsea\u2028side\t0.2\nthe\t0.3\n".encode())
     vocab = load_word_frequencies(path)
     assert vocab.words == ("the", "sea\u2028side") and vocab.frequencies == (0.3, 0.2)
-    path.write_bytes(b"\x0b\x00\nthe\t1\n")
+    path.write_bytes(b"\x0bx\nthe\t1\n")
     with pytest.raises(DataError) as info:
         load_word_frequencies(path)
     assert str(info.value) == (f"{path}:1: field 'frequency': expected 'word<TAB>frequency', "

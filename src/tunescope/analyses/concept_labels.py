@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tunescope.atomic import write_atomic
 from tunescope.errors import DataError, OutputError, TunescopeError
 
 CATEGORIES = ("writing", "math", "coding", "translation", "none")
@@ -239,11 +239,8 @@ class ChatCache:
         if self.path is None or not self._dirty:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as f:
-                json.dump({"format": self.FORMAT, "entries": self.entries}, f)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps({"format": self.FORMAT,
+                                                "entries": self.entries}).encode())
         except OSError as e:
             raise OutputError(f"cannot write chat cache {self.path}: {e.strerror or e}") from None
         self._dirty = False

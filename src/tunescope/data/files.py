@@ -8,9 +8,11 @@ users' values in its messages with :func:`shown` (one line, at most a few dozen 
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tunescope.errors import DataError
@@ -48,6 +50,22 @@ def display_path(path: str | os.PathLike) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
+_RECORDERS: list[list] = []
+"""The open :func:`recording` lists (each gets every file read while it is open)."""
+
+
+@contextmanager
+def recording() -> Iterator[list[tuple[Path, bytes]]]:
+    """Collect ``(path, contents)`` of every file read through :func:`read_bytes` (so every
+    loader's reads) inside the ``with`` block: the files a dataset was actually made from."""
+    reads: list[tuple[Path, bytes]] = []
+    _RECORDERS.append(reads)
+    try:
+        yield reads
+    finally:
+        _RECORDERS.remove(reads)
+
+
 def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, bytes]:
     """(path, contents) of a file; DataError for a missing, unreadable or invalid path.
 
@@ -57,7 +75,10 @@ def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, byt
     p = Path(path)
     where = display_path(p)
     try:
-        return p, p.read_bytes()
+        data = p.read_bytes()
+        for reads in _RECORDERS:
+            reads.append((p, data))
+        return p, data
     except FileNotFoundError:
         raise DataError("no such file", path=where) from None
     except IsADirectoryError:
@@ -72,10 +93,35 @@ def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, byt
         raise DataError(f"invalid path ({one_line(e)})", path=where) from None
 
 
+_OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32-LE"), (codecs.BOM_UTF32_BE, "UTF-32-BE"),
+               (codecs.BOM_UTF16_LE, "UTF-16-LE"), (codecs.BOM_UTF16_BE, "UTF-16-BE"))
+"""Byte-order marks of the Unicode encodings that are not UTF-8 (UTF-32-LE's begins with
+UTF-16-LE's, so it comes first)."""
+
+
+def foreign_encoding(data: bytes) -> str | None:
+    """Why ``data`` is not UTF-8 text although it may decode as such, or None: a UTF-16 or
+    UTF-32 byte-order mark, or a NUL byte (valid UTF-8, but no text file holds one, while
+    UTF-16 text has one in every ASCII character and binary files have many)."""
+    for bom, encoding in _OTHER_BOMS:
+        if data.startswith(bom):
+            return (f"not UTF-8 text (it starts with a {encoding} byte-order mark; tunescope "
+                    f"reads UTF-8: convert it, e.g. iconv -f {encoding[:6]} -t UTF-8)")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        return f"not UTF-8 text (NUL byte at byte {nul}; UTF-16 or a binary file?)"
+    return None
+
+
 def read_text(path: str | os.PathLike, what: str = "a file") -> tuple[Path, str]:
-    """(path, UTF-8 text) of a file, a leading byte-order mark dropped; DataError for a
-    missing, unreadable or non-UTF-8 file (naming the first bad byte's offset)."""
+    """(path, UTF-8 text) of a file, a leading UTF-8 byte-order mark dropped; DataError for a
+    missing or unreadable file, and for one that is not UTF-8 text: a UTF-16/UTF-32 file (with
+    or without a byte-order mark), a binary file, or bytes that do not decode (naming the first
+    bad byte's offset)."""
     p, data = read_bytes(path, what)
+    reason = foreign_encoding(data)
+    if reason is not None:
+        raise DataError(reason, path=display_path(p))
     try:
         return p, data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -269,8 +269,15 @@ def _has_text(fragment: str) -> bool:
 
 def read_wu2024(path: str | os.PathLike) -> tuple[list[InstructionPrompt], FragmentReport]:
     """The prompts of ``FinalDataset.tsv`` and a :class:`FragmentReport` (no warning)."""
+    numbered, report = _read_wu2024(path)
+    return [prompt for _, prompt in numbered], report
+
+
+def _read_wu2024(path: str | os.PathLike
+                 ) -> tuple[list[tuple[int, InstructionPrompt]], FragmentReport]:
+    """:func:`read_wu2024` with the line of each prompt: ``[(line, prompt)]`` and the report."""
     p, text = read_text(path)
-    prompts: list[InstructionPrompt] = []
+    prompts: list[tuple[int, InstructionPrompt]] = []
     report = FragmentReport()
     seen: dict[str, int] = {}
     for line, row in _tsv_records(p, text, WU2024_COLUMNS):
@@ -292,9 +299,9 @@ def read_wu2024(path: str | os.PathLike) -> tuple[list[InstructionPrompt], Fragm
         if not spans:
             report.no_span.append(pid)
         source, category = wu2024_source(pid)
-        prompts.append(InstructionPrompt(
+        prompts.append((line, InstructionPrompt(
             id=pid, text=prompt, instruction_spans=spans, source=source, category=category,
-            context=context, response=row["Response"]))
+            context=context, response=row["Response"])))
     if not prompts:
         raise DataError("no prompts in file (header only)", path=display_path(p))
     return prompts, report
@@ -448,8 +455,14 @@ def load_instruction_jsonl(path: str | os.PathLike, default_source: str = ""
     or empty prompt, an instruction substring not found in the prompt, a bad span, a duplicate
     id or an empty file.
     """
+    return [prompt for _, prompt in _numbered_jsonl(path, default_source)]
+
+
+def _numbered_jsonl(path: str | os.PathLike, default_source: str = ""
+                    ) -> list[tuple[int, InstructionPrompt]]:
+    """:func:`load_instruction_jsonl` with the line of each prompt: ``[(line, prompt)]``."""
     p, text = read_text(path)
-    prompts: list[InstructionPrompt] = []
+    prompts: list[tuple[int, InstructionPrompt]] = []
     seen: dict[str, int] = {}
     for line, row in json_objects(p, text):
         prompt = row.get("prompt")
@@ -480,15 +493,25 @@ def load_instruction_jsonl(path: str | os.PathLike, default_source: str = ""
             raise DataError("missing: give 'instruction' (substrings of the prompt) or "
                             "'instruction_spans' ([[start, end], ...])", path=display_path(p),
                             line=line, field="instruction")
-        prompts.append(InstructionPrompt(
+        prompts.append((line, InstructionPrompt(
             id=pid, text=prompt, instruction_spans=tuple(sorted(spans)),
             source=_optional_str(row, "source", p, line, default_source),
             category=_optional_str(row, "category", p, line),
             context=_optional_str(row, "context", p, line),
-            response=_optional_str(row, "response", p, line)))
+            response=_optional_str(row, "response", p, line))))
     if not prompts:
         raise DataError("no prompts in file (empty)", path=display_path(p))
     return prompts
+
+
+def numbered_instructions(path: str | os.PathLike, default_source: str = ""
+                          ) -> list[tuple[int, InstructionPrompt]]:
+    """``(line, prompt)`` for each prompt of an instruction file, in file order: a Wu et al.
+    ``.tsv`` read as :func:`read_wu2024` reads it (no warning), any other file as
+    :func:`load_instruction_jsonl` does."""
+    if Path(path).suffix.lower() == ".tsv":
+        return _read_wu2024(path)[0]
+    return _numbered_jsonl(path, default_source)
 
 
 def builtin_instructions_path() -> Path:

@@ -77,9 +77,9 @@ def _pair(row: dict, names: tuple[str, str], path: Path, line: int,
     return ParaphrasePair(texts[0], texts[1], label, source or default_source)
 
 
-def _csv_pairs(path: Path, text: str, delimiter: str) -> list[ParaphrasePair]:
-    """Pairs of a CSV/TSV text; errors name the line where the offending record starts (a
-    quoted cell may span lines)."""
+def _csv_pairs(path: Path, text: str, delimiter: str) -> list[tuple[int, ParaphrasePair]]:
+    """(line, pair) of each record of a CSV/TSV text: the line where the record starts (a
+    quoted cell may span lines), which errors name too."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = None
     pairs = []
@@ -102,18 +102,18 @@ def _csv_pairs(path: Path, text: str, delimiter: str) -> list[ParaphrasePair]:
                                     field="label")
                 continue
             record = {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)}
-            pairs.append(_pair(record, names, path, start, ""))
+            pairs.append((start, _pair(record, names, path, start, "")))
     except csv.Error as e:
         raise DataError(f"malformed CSV ({one_line(e)})", path=where,
                         line=reader.line_num) from None
     return pairs
 
 
-def _jsonl_pairs(path: Path, text: str) -> list[ParaphrasePair]:
+def _jsonl_pairs(path: Path, text: str) -> list[tuple[int, ParaphrasePair]]:
     pairs = []
     for lineno, row in json_objects(path, text):
         names = next((n for n in _COLUMNS if n[0] in row or n[1] in row), _COLUMNS[0])
-        pairs.append(_pair(row, names, path, lineno, ""))
+        pairs.append((lineno, _pair(row, names, path, lineno, "")))
     return pairs
 
 
@@ -126,6 +126,12 @@ def load_pairs(path: str | os.PathLike) -> list[ParaphrasePair]:
     Raises DataError (naming file, line and field) for a missing file, an unknown extension,
     an empty file, an empty sentence or a label that is not 0/1.
     """
+    return [pair for _, pair in numbered_pairs(path)]
+
+
+def numbered_pairs(path: str | os.PathLike) -> list[tuple[int, ParaphrasePair]]:
+    """``(line, pair)`` for each pair :func:`load_pairs` reads from a file, in file order: the
+    1-based line where the pair's record starts (CSV/TSV: the header is line 1)."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".tsv", ".jsonl"):

@@ -269,6 +269,26 @@ def load_pararel(path: str | os.PathLike, relations: Iterable[str] | str | None 
     return out
 
 
+def relation_lines(path: str | os.PathLike, relation_id: str
+                   ) -> tuple[Path, dict[str, int], Path, dict[tuple[str, str], int]]:
+    """Where relation ``relation_id`` of the ParaRel directory ``path`` comes from: its template
+    file with the first line of each pattern, and its fact file with the first line of each
+    ``(subject, object)`` (1-based lines, files read as :func:`load_pararel` reads them)."""
+    root = Path(path).expanduser()
+    pat_dir, tup_dir = _layout(root)
+    pat_file = _jsonl_files(pat_dir).get(relation_id)
+    tup_file = _jsonl_files(tup_dir).get(relation_id)
+    if pat_file is None or tup_file is None:
+        raise DataError(f"unknown relation {shown(relation_id)}", path=display_path(root))
+    patterns: dict[str, int] = {}
+    for lineno, row in _rows(pat_file, ("pattern",)):
+        patterns.setdefault(row["pattern"], lineno)
+    facts: dict[tuple[str, str], int] = {}
+    for lineno, row in _rows(tup_file, ("sub_label", "obj_label"), optional=("uuid",)):
+        facts.setdefault((row["sub_label"], row["obj_label"]), lineno)
+    return pat_file, patterns, tup_file, facts
+
+
 def builtin_pararel_path() -> Path:
     """The directory of the built-in mini ParaRel shipped with tunescope (flat layout)."""
     return Path(str(resources.files("tunescope.data").joinpath("builtin", "pararel")))

@@ -111,6 +111,26 @@ def _example(path: Path, line: int, row: dict, labels: tuple[str, ...] | None) -
     return TaskExample(ex_id, text, label, tuple(perts.items()))
 
 
+def _read(path: str | os.PathLike) -> tuple[Path, dict, list[tuple[int, TaskExample]]]:
+    """(path, validated header fields, (line, example) of each example line) of a task file."""
+    p, text = read_text(path)
+    header: dict = {}
+    rows = []
+    for lineno, row in json_objects(p, text):
+        if not rows and not header and "text" not in row and _HEADER_KEYS & row.keys():
+            header = _header(p, lineno, row)
+            continue
+        rows.append((lineno, row))
+    labels = header.get("labels")
+    return p, header, [(lineno, _example(p, lineno, row, labels)) for lineno, row in rows]
+
+
+def numbered_examples(path: str | os.PathLike) -> list[tuple[int, TaskExample]]:
+    """``(line, example)`` for each example :func:`load_task` reads from a file, in file
+    order (1-based lines)."""
+    return _read(path)[2]
+
+
 def load_task(path: str | os.PathLike, name: str | None = None) -> Task:
     """A labelled task with perturbations from a JSONL file.
 
@@ -122,20 +142,13 @@ def load_task(path: str | os.PathLike, name: str | None = None) -> Task:
     ``{"id", "text", "label", "perturbations": {kind: text}}`` (``id`` defaults to
     ``"line<N>"``, ``perturbations`` to none). ``name`` overrides the header's name.
     """
-    p, text = read_text(path)
-    header: dict = {}
-    rows = []
-    for lineno, row in json_objects(p, text):
-        if not rows and not header and "text" not in row and _HEADER_KEYS & row.keys():
-            header = _header(p, lineno, row)
-            continue
-        rows.append((lineno, row))
-    labels = header.get("labels")
-    examples = [_example(p, lineno, row, labels) for lineno, row in rows]
+    p, header, numbered = _read(path)
+    examples = [ex for _, ex in numbered]
     if not examples:
         raise DataError("no examples in file", path=display_path(p))
+    labels = header.get("labels")
     seen: dict[str, int] = {}
-    for (lineno, _), ex in zip(rows, examples):
+    for lineno, ex in numbered:
         if ex.id in seen:
             raise DataError(f"duplicate id {shown(ex.id)} (first on line {seen[ex.id]})",
                             path=display_path(p), line=lineno, field="id")

@@ -104,9 +104,23 @@ def load_word_frequencies(path: str | Path) -> Vocabulary:
     :class:`DataError` naming file, line and field for a row without a tab, an empty word, a
     frequency that is not a finite number >= 0, a repeated word, and for a file with no rows.
     """
+    path, numbered = _read(path)
+    rows = [(word, freq) for _, word, freq in numbered]
+    rows.sort(key=lambda r: -r[1])  # stable: ties keep the file's order
+    return Vocabulary(tuple(w for w, _ in rows), tuple(f for _, f in rows), str(path))
+
+
+def numbered_words(path: str | Path) -> list[tuple[int, str]]:
+    """``(line, word)`` for each word :func:`load_word_frequencies` reads from a file, in file
+    order (1-based lines)."""
+    return [(lineno, word) for lineno, word, _ in _read(path)[1]]
+
+
+def _read(path: str | Path) -> tuple[Path, list[tuple[int, str, float]]]:
+    """(path, (line, word, frequency) of each row in file order) of a word-frequency file."""
     path, text = read_text(path, "a word-frequency file")
     where = display_path(path)
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[int, str, float]] = []
     first_line: dict[str, int] = {}
     first = True
     for lineno, line in text_lines(text):
@@ -137,8 +151,7 @@ def load_word_frequencies(path: str | Path) -> Vocabulary:
             raise DataError(f"word {shown(word)} repeats line {first_line[word]}", path=where,
                             line=lineno, field="word")
         first_line[word] = lineno
-        rows.append((word, freq))
+        rows.append((lineno, word, freq))
     if not rows:
         raise DataError("no word-frequency rows", path=where)
-    rows.sort(key=lambda r: -r[1])  # stable: ties keep the file's order
-    return Vocabulary(tuple(w for w, _ in rows), tuple(f for _, f in rows), str(path))
+    return path, rows

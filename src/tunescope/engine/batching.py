@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tunescope.data.files import shown
+from tunescope.errors import ContextLengthError
 from tunescope.models.lm import LM
 
 log = logging.getLogger(__name__)
@@ -22,11 +24,32 @@ def encode(lm: LM, texts: Sequence[str], add_special_tokens: bool = True) -> lis
     A text that writes the BOS token itself (a chat template such as Gemma's starts with
     ``<bos>``) would get it twice, once from the text and once from the tokenizer: the
     repeated BOS is dropped, so chat-formatted and raw prompts both start with one BOS.
+
+    Raises :class:`~tunescope.errors.ContextLengthError` when a text is longer than the model's
+    context (:func:`check_context`), before any forward pass sees it.
     """
-    ids = lm.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
-    if not add_special_tokens:
-        return ids
-    return [s[repeated_bos(lm, s):] for s in ids]
+    texts = list(texts)
+    ids = lm.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+    if add_special_tokens:
+        ids = [s[repeated_bos(lm, s):] for s in ids]
+    check_context(lm, ids, texts)
+    return ids
+
+
+def check_context(lm: LM, ids: Sequence[Sequence[int]],
+                  texts: Sequence[str] | None = None) -> None:
+    """Raise :class:`~tunescope.errors.ContextLengthError` for the first token sequence longer
+    than ``lm.context_length`` (no check when the model names no limit), naming its position,
+    its length, the limit and the start of its text (``texts[i]``, else the decoded tokens)."""
+    limit = lm.context_length
+    if limit is None:
+        return
+    for i, seq in enumerate(ids):
+        if len(seq) > limit:
+            start = texts[i][:100] if texts is not None else lm.tokenizer.decode(list(seq[:30]))
+            raise ContextLengthError(
+                f"input {i + 1} of {len(ids)} is {len(seq):,} tokens long, more than model "
+                f"'{lm.name}' takes ({limit:,} tokens): {shown(start)}")
 
 
 def repeated_bos(lm: LM, ids: Sequence[int]) -> int:

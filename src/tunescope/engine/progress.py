@@ -20,6 +20,11 @@ class _Bar:
         if self._display is not None:
             self._display.advance(self._task, n)
 
+    def note(self, text: str) -> None:
+        """Show ``text`` after the bar (e.g. the current loss and speed)."""
+        if self._display is not None:
+            self._display.update(self._task, note=text)
+
 
 def enabled() -> bool:
     """Bars show on an interactive terminal unless ``TUNESCOPE_PROGRESS=0``; ``=1`` forces them."""
@@ -39,17 +44,18 @@ def progress(total: int, desc: str, min_total: int = 2):
         yield _Bar(None, None)
         return
     if _active is not None:
-        task = _active.add_task(desc, total=total)
+        task = _active.add_task(desc, total=total, note="")
         try:
             yield _Bar(_active, task)
         finally:
             _active.remove_task(task)
         return
     display = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeRemainingColumn(), transient=True, console=Console(stderr=True))
+                       TimeRemainingColumn(), TextColumn("{task.fields[note]}"), transient=True,
+                       console=Console(stderr=True))
     _active = display
     try:
         with display:
-            yield _Bar(display, display.add_task(desc, total=total))
+            yield _Bar(display, display.add_task(desc, total=total, note=""))
     finally:
         _active = None

@@ -15,14 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from tunescope.atomic import write_atomic
+from tunescope.atomic import make_temp_dir, temp_prefix, write_atomic
 from tunescope.errors import ModelFileError, ModelNotFoundError, TunescopeError
 
 MARKER = "tunescope-model.json"
@@ -197,10 +196,11 @@ def _preparation_lock(target: Path):
 
 def _remove_debris(target: Path) -> None:
     """Remove temporary directories left by a preparation that was killed (under the lock, so
-    none of them belongs to a live process)."""
-    for debris in target.parent.glob(f".{target.name}.*"):
-        if debris.is_dir():
-            shutil.rmtree(debris, ignore_errors=True)
+    none of them belongs to a live process); also those of earlier versions (``.<name>.*``)."""
+    for pattern in (f"{temp_prefix(target.name)}*", f".{target.name}.*"):
+        for debris in target.parent.glob(pattern):
+            if debris.is_dir():
+                shutil.rmtree(debris, ignore_errors=True)
 
 
 def _prepare(model: BundledModel, parts: list[Path], target: Path,
@@ -210,7 +210,7 @@ def _prepare(model: BundledModel, parts: list[Path], target: Path,
     size_mib = sum(p.stat().st_size for p in parts) >> 20
     echo(f"preparing {model.name} (once): dequantising {size_mib} MiB of GGUF to float32 "
          f"safetensors in {target}")
-    work = Path(tempfile.mkdtemp(prefix=f".{model.name}.", dir=target.parent))
+    work = make_temp_dir(target.parent, target.name)  # the umask's mode, as the cache's
     try:
         if len(parts) == 1:
             gguf = parts[0]

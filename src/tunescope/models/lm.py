@@ -54,6 +54,12 @@ class LM:
         return self.anatomy.embed.weight.device
 
     @property
+    def context_length(self) -> int | None:
+        """The most tokens one input may hold (see :func:`context_length`); None: no known
+        limit."""
+        return context_length(getattr(self.model, "config", None))
+
+    @property
     def has_chat_template(self) -> bool:
         """Whether the tokenizer carries a chat template (instruction-tuned models usually do)."""
         return bool(getattr(self.tokenizer, "chat_template", None))
@@ -83,3 +89,43 @@ class LM:
 
     def __repr__(self) -> str:
         return f"LM({self.name!r}, family={self.family!r}, source={self.source!r}, dtype={self.dtype})"
+
+
+
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length",
+                 "n_ctx")
+"""Config fields that name a model's context length, in order of preference."""
+
+
+def _field(config, name: str):
+    """``name`` of a config object or of a ``config.json`` mapping (None when absent)."""
+    return config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+
+
+def context_length(config) -> int | None:
+    """The most positions (tokens) one input of a model may hold, from its Hugging Face config
+    (a ``PretrainedConfig`` or the mapping of its ``config.json``): the first of
+    :data:`_CONTEXT_KEYS` it sets, also under ``text_config`` (multimodal configs). A YaRN or
+    linear ``rope_scaling`` whose ``original_max_position_embeddings`` is that number stretches
+    it by its ``factor``; a dynamic one has no fixed limit. None when no limit is known."""
+    sections = [config, _field(config, "text_config")]
+    for section in (s for s in sections if s is not None):
+        for key in _CONTEXT_KEYS:
+            value = _field(section, key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return _stretched(_field(section, "rope_scaling"), value)
+    return None
+
+
+def _stretched(scaling, positions: int) -> int | None:
+    """``positions`` as stretched by a config's ``rope_scaling`` (see :func:`context_length`)."""
+    if not isinstance(scaling, dict):
+        return positions
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind == "dynamic":
+        return None
+    factor = scaling.get("factor")
+    if (kind in ("linear", "yarn") and isinstance(factor, (int, float)) and factor > 1
+            and scaling.get("original_max_position_embeddings") == positions):
+        return int(positions * factor)
+    return positions

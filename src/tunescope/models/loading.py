@@ -94,7 +94,7 @@ def spec_kind(name: str) -> str:
         return "bundled"
     if name.endswith(".gguf"):
         return "gguf"
-    if Path(name).expanduser().exists():
+    if path_exists(name):
         return "local"
     if _HUB_ID.match(name) and not name.startswith((".", "~", "/")):
         return "hub"
@@ -103,8 +103,19 @@ def spec_kind(name: str) -> str:
     return "unknown"
 
 
+def path_exists(name: str) -> bool:
+    """Whether ``name`` is an existing path (a name the system refuses, too long or with a
+    NUL byte, is none)."""
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError):
+        return False
+
+
 def unknown_model(name: str) -> ModelNotFoundError:
     """The error for a spec that is no bundled name, no existing path and no hub id."""
+    if len(name) > 80:
+        name = name[:77] + "..."
     return ModelNotFoundError(
         f"unknown model '{name}': not a bundled model ({', '.join(bundled.BUNDLED)}), not an "
         "existing path, and not a hub id of the form org/name")

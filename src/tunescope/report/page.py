@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from tunescope.atomic import make_temp_file
 from tunescope.errors import OutputError
 from tunescope.report import figures
 from tunescope.report.markup import esc, heading, key_value_table, note, table
@@ -226,10 +226,9 @@ def write_report(path, study: dict, models: list[dict], results: dict[str, dict[
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = make_temp_file(target.parent, target.name)  # the umask's mode
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except OSError as e:
         if tmp is not None:

@@ -11,6 +11,7 @@ import types
 import typing
 
 from tunescope.analyses import REGISTRY
+from tunescope.study.source import quoted
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "consistency": ("prediction_consistency", "representation_consistency",
@@ -35,13 +36,13 @@ def expand(names) -> list[str] | str:
     out: list[str] = []
     for name in names:
         if not isinstance(name, str):
-            return f"analysis names must be strings, got {name!r}; valid: {valid_names()}"
+            return f"analysis names must be strings, got {quoted(name)}; valid: {valid_names()}"
         if name in GROUPS:
             members = GROUPS[name]
         elif name in REGISTRY:
             members = (name,)
         else:
-            return f"unknown analysis '{name}'; valid: {valid_names()}"
+            return f"unknown analysis {quoted(name)}; valid: {valid_names()}"
         out += [m for m in members if m not in out]
     return out
 
@@ -66,26 +67,26 @@ def _check(value, hint, path: str):
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, got {value!r}")
+            raise TypeError(f"expected a list, got {quoted(value)}")
         item = args[0] if args else typing.Any
         return tuple(_check(v, item, path) for v in value)
     if hint is typing.Any:
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise TypeError(f"expected true or false, got {value!r}")
+            raise TypeError(f"expected true or false, got {quoted(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
+            raise TypeError(f"expected an integer, got {quoted(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {value!r}")
+            raise TypeError(f"expected a number, got {quoted(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {value!r}")
+            raise TypeError(f"expected a string, got {quoted(value)}")
         return value
     return value
 
@@ -102,7 +103,7 @@ def make_config(name: str, overrides: dict, seed: int):
     values = {}
     for key, value in overrides.items():
         if key not in hints or key not in known:
-            raise KeyError(key, f"analysis '{name}' has no parameter '{key}'; parameters: "
+            raise KeyError(key, f"analysis '{name}' has no parameter {quoted(key)}; parameters: "
                                 f"{', '.join(known)}")
         try:
             values[key] = _check(value, hints[key], key)

@@ -186,30 +186,60 @@ def builtin_pairs(seed: int = 0) -> list:
                                                      max_pairs=BUILTIN_PARAREL_PAIRS, seed=seed)
 
 
-def content_hash(kind: str, entry: dict) -> str:
-    """A hash of what the source holds (file bytes; a directory's data files; the wordfreq
-    version), so that an edited input file counts as a changed study."""
+def load_inputs(entries: dict, kinds, seed: int = 0) -> tuple[dict, dict]:
+    """Load and check the datasets of ``kinds`` (``entries``: the spec's ``datasets``):
+    ``({kind: dataset}, {kind: fingerprint})``. Nothing is written. The fingerprint hashes
+    exactly the files the loader read (names relative to the source, and their bytes), so an
+    edited input counts as a changed study while anything else in the source's folder (a run
+    directory inside it, for one) does not; the loader checks the source's layout first."""
+    from tunescope.data.files import recording
+
+    data, inputs = {}, {}
+    for kind in kinds:
+        entry = entries[kind]
+        with recording() as reads:
+            data[kind] = build(kind, entry, seed)
+        inputs[kind] = input_fingerprint(kind, entry, reads)
+    return data, inputs
+
+
+def input_fingerprint(kind: str, entry: dict, reads: list) -> str:
+    """A hash of what a dataset was made from: ``reads`` (``(path, bytes)`` of each file its
+    loader read), the wordfreq version for the built-in vocabulary, the prompts for the
+    built-in prompts."""
     source = entry["source"]
     digest = hashlib.sha256()
     if source == WORDFREQ:
         from importlib.metadata import version
         digest.update(f"wordfreq {version('wordfreq')}".encode())
-        return digest.hexdigest()[:16]
     if source == BUILTIN and kind == "prompts":
         from tunescope.analyses.predictions import FACTUAL_PROMPTS
         digest.update("\n".join(FACTUAL_PROMPTS).encode())
-        return digest.hexdigest()[:16]
-    paths = [Path(source).expanduser()] if source != BUILTIN else [_builtin_path(kind)]
-    if source == BUILTIN and kind == "pairs":
-        paths.append(_builtin_path("pararel"))          # the ParaRel-derived pairs
-    for path in paths:
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")
-            and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        for f in files:
-            digest.update(str(f.relative_to(path) if f != path else f.name).encode())
-            digest.update(f.read_bytes())
+    if source not in (BUILTIN, WORDFREQ):
+        roots = [Path(source).expanduser()]
+    else:
+        roots = [_builtin_path(k) for k in (kind, "pararel") if k in BUILTIN_FILES]
+    files: dict[str, bytes] = {}
+    for path, data in reads:
+        files[_relative_name(path, roots)] = data
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update(files[name])
     return digest.hexdigest()[:16]
+
+
+def _relative_name(path: Path, roots: list[Path]) -> str:
+    """``path`` relative to the first root (directory) that holds it, else its file name."""
+    resolved = path.expanduser().resolve()
+    for root in roots:
+        root = root.resolve()
+        if root.is_dir() and resolved.is_relative_to(root):
+            return resolved.relative_to(root).as_posix()
+    return path.name
+
+
+BUILTIN_FILES = ("pararel", "pairs", "task", "instructions")
+"""The kinds whose built-in source is a file or folder of the package."""
 
 
 def _builtin_path(kind: str) -> Path:

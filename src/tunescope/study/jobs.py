@@ -58,13 +58,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def datasets_for(spec: StudySpec, jobs: list[Job]) -> dict:
-    """``{kind: dataset}`` for the kinds the jobs need, loaded with the spec's limits."""
+def dataset_kinds(jobs: list[Job]) -> list[str]:
+    """The dataset kinds the jobs' analyses take, in order of first use."""
     from tunescope.analyses import REGISTRY
-    from tunescope.study.datasets import build
 
-    kinds = dict.fromkeys(REGISTRY[j.analysis].dataset for j in jobs)
-    return {k: build(k, spec.datasets[k], spec.seed) for k in kinds}
+    return list(dict.fromkeys(REGISTRY[j.analysis].dataset for j in jobs))
 
 
 def load_model(spec: StudySpec, key: str):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tunescope.errors import ModelNotFoundError
 from tunescope.models import loading
+from tunescope.study.source import QUOTE_LIMIT, clipped, quoted
 
 KEY = re.compile(r"^[A-Za-z0-9._-]+$")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -57,8 +58,8 @@ def check_spec(spec: str) -> None:
     how = loading.spec_kind(spec)
     if how == "unknown":
         raise loading.unknown_model(spec)
-    if how in ("gguf", "missing") and not Path(spec).expanduser().exists():
-        raise ModelNotFoundError(f"no such file or directory: {spec}")
+    if how in ("gguf", "missing") and not loading.path_exists(spec):
+        raise ModelNotFoundError(f"no such file or directory: {clipped(spec, QUOTE_LIMIT)}")
 
 
 def default_key(spec: str) -> str:
@@ -75,10 +76,16 @@ def default_key(spec: str) -> str:
     return "model" if key in (".", "..") else key
 
 
+MAX_KEY = 100
+"""Longest model key (it names files and folders, whose names the system caps at 255 bytes)."""
+
+
 def check_key(key: str) -> str | None:
     """The problem with a user-given key, or None when it is valid."""
     if not KEY.match(key) or key in (".", ".."):
-        return f"key {key!r} must match [A-Za-z0-9._-]+ and not be '.' or '..'"
+        return f"key {quoted(key)} must match [A-Za-z0-9._-]+ and not be '.' or '..'"
+    if len(key) > MAX_KEY:
+        return f"key {quoted(key)} is longer than {MAX_KEY} characters"
     return None
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
-from tunescope.result import Result, check_writable
+from tunescope.result import Result
 from tunescope.study import datasets as datasets_mod
-from tunescope.study.jobs import Job, datasets_for, plan, record
+from tunescope.study.checks import check_contexts
+from tunescope.study.jobs import Job, dataset_kinds, plan, record
+from tunescope.study.lock import run_lock
 from tunescope.study.spec import StudySpec, read_yaml, resolve, set_value
 from tunescope.study.store import RunStore
 
@@ -129,39 +131,41 @@ class Study:
         if spec.executor not in ("local", "ray"):
             raise TunescopeError(f"unknown executor '{spec.executor}'; use local or ray")
         store = RunStore(spec.out)
-        check_writable(store.root)
-        inputs = {k: datasets_mod.content_hash(k, e) for k, e in spec.datasets.items()}
-        store.prepare(spec, inputs, force=force)
-        fingerprint = spec.fingerprint(inputs)
         jobs = plan(spec)
-        pending = [j for j in jobs if not store.is_done(j.model, j.analysis)]
-        records: dict[Job, dict] = {}
-        for job in jobs:
-            if job not in pending:
-                shard_t = store.provenance(job.model, job.analysis).get("timings", {})
-                records[job] = record(job, "skipped", shard_t.get("analysis_s"))
-        timings: dict = {}
-        if pending:
-            t0 = time.perf_counter()
-            data = datasets_for(spec, pending)
-            timings["datasets_s"] = time.perf_counter() - t0
-            if spec.executor == "ray":
-                from tunescope.study.ray_executor import run_ray as execute
-            else:
-                from tunescope.study.local import run_local as execute
-            t0 = time.perf_counter()
-            with progress(len(pending), f"study ({len(pending)} jobs)", min_total=1) as bar:
-                def on_record(rec: dict) -> None:
-                    records[Job(rec["model"], rec["analysis"])] = rec
-                    bar.advance()
-                timings["load_s"] = execute(spec, store, pending, data, fingerprint, on_record)
-            timings["jobs_s"] = time.perf_counter() - t0
-        ordered = [records[j] for j in jobs if j in records]
+        # Every input is read and checked before anything is written: a failed check leaves
+        # the run directory as it was, so the corrected command simply runs.
+        t0 = time.perf_counter()
+        data, inputs = datasets_mod.load_inputs(spec.datasets, dataset_kinds(jobs), spec.seed)
+        check_contexts(spec, data)
+        timings: dict = {"datasets_s": time.perf_counter() - t0}
+        with run_lock(store.root):
+            store.prepare(spec, inputs, force=force)
+            fingerprint = spec.fingerprint(inputs)
+            pending = [j for j in jobs if not store.is_done(j.model, j.analysis)]
+            records: dict[Job, dict] = {}
+            for job in jobs:
+                if job not in pending:
+                    shard_t = store.provenance(job.model, job.analysis).get("timings", {})
+                    records[job] = record(job, "skipped", shard_t.get("analysis_s"))
+            if pending:
+                if spec.executor == "ray":
+                    from tunescope.study.ray_executor import run_ray as execute
+                else:
+                    from tunescope.study.local import run_local as execute
+                t0 = time.perf_counter()
+                with progress(len(pending), f"study ({len(pending)} jobs)", min_total=1) as bar:
+                    def on_record(rec: dict) -> None:
+                        records[Job(rec["model"], rec["analysis"])] = rec
+                        bar.advance()
+                    timings["load_s"] = execute(spec, store, pending, data, fingerprint,
+                                                on_record)
+                timings["jobs_s"] = time.perf_counter() - t0
+            ordered = [records[j] for j in jobs if j in records]
+            info = {"fingerprint": fingerprint, "executor": spec.executor, "timings": timings,
+                    "jobs": ordered}
+            results, path = finish(store, spec.to_dict(), info, compare=compare, report=report,
+                                   start=start)
         models = [m.key for m in spec.models]
-        info = {"fingerprint": fingerprint, "executor": spec.executor, "timings": timings,
-                "jobs": ordered}
-        results, path = finish(store, spec.to_dict(), info, compare=compare, report=report,
-                               start=start)
         run = StudyRun(store.root, ordered, time.perf_counter() - start, path, results)
         if console is not None:
             from tunescope.study.summary import summary_table
@@ -232,14 +236,18 @@ def rebuild_report(run_dir, compare: bool = True) -> Path:
     """Rewrite the combined tables, comparisons and report.html of a run directory from its
     shards (no model is loaded); the report's path."""
     store = RunStore(run_dir)
-    stored = store.stored_spec()
-    if stored is None:
+    if not store.root.is_dir():
+        raise TunescopeError(f"{run_dir} is not a study run directory (no such directory)")
+    if store.stored_spec() is None:
         raise TunescopeError(f"{run_dir} is not a study run directory (no spec.json)")
-    check_writable(store.root)
-    previous = store.run_info() or {}
-    info = {k: previous.get(k) for k in ("fingerprint", "executor", "timings", "jobs", "wall_s")
-            if k in previous}
-    info.setdefault("fingerprint", stored["fingerprint"])
-    _, path = finish(store, stored["spec"], info, compare=compare, report=True)
+    with run_lock(store.root):
+        stored = store.stored_spec()
+        if stored is None:
+            raise TunescopeError(f"{run_dir} is not a study run directory (no spec.json)")
+        previous = store.run_info() or {}
+        info = {k: previous.get(k) for k in ("fingerprint", "executor", "timings", "jobs",
+                                             "wall_s") if k in previous}
+        info.setdefault("fingerprint", stored["fingerprint"])
+        _, path = finish(store, stored["spec"], info, compare=compare, report=True)
     return path
 

@@ -25,14 +25,15 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tunescope.data.files import shown
+from tunescope.data.files import one_line
 from tunescope.errors import DataError, TunescopeError
 from tunescope.result import fingerprint as hash_of
 from tunescope.study import analyses as analyses_mod
 from tunescope.study import datasets as datasets_mod
 from tunescope.study import models as models_mod
 from tunescope.study.models import ModelEntry
-from tunescope.study.source import Source, dotted, parse_yaml
+from tunescope.study.source import (Source, check_size, clipped, dotted, parse_value,
+                                    parse_yaml, quoted)
 
 TOP_KEYS = ("base", "tuned", "analyses", "datasets", "seed", "device", "dtype", "num_gpus",
             "trust_remote_code", "out", "executor", "address")
@@ -137,18 +138,18 @@ class _Resolver:
 
     def mapping(self, value, path, what) -> dict:
         if not isinstance(value, dict):
-            self.fail(path, f"{what} must be a mapping, got {shown(value)}")
+            self.fail(path, f"{what} must be a mapping, got {quoted(value)}")
         return value
 
     def keys(self, value: dict, allowed, path, what):
         for key in value:
             if key not in allowed:
                 self.fail(tuple(path) + (key,),
-                          f"unknown key '{key}' in {what}; keys: {', '.join(allowed)}")
+                          f"unknown key {quoted(key)} in {what}; keys: {', '.join(allowed)}")
 
     def optional_str(self, value, path):
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            self.fail(path, f"must be a non-empty string or null, got {shown(value)}")
+            self.fail(path, f"must be a non-empty string or null, got {quoted(value)}")
         return value
 
     def num_gpus(self, value, path):
@@ -156,7 +157,7 @@ class _Resolver:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
                 or value != value or value == float("inf"):
-            self.fail(path, f"must be a number >= 0, got {shown(value)}")
+            self.fail(path, f"must be a number >= 0, got {quoted(value)}")
         return value
 
     def model(self, value, path, role, study: dict) -> ModelEntry:
@@ -168,7 +169,7 @@ class _Resolver:
         spec = value.get("spec")
         if not isinstance(spec, str) or not spec.strip():
             self.fail(tuple(path) + ("spec",), f"a model needs 'spec' (a bundled name, path or "
-                                               f"hub id), got {shown(spec)}")
+                                               f"hub id), got {quoted(spec)}")
         try:
             models_mod.check_spec(spec)
         except TunescopeError as e:
@@ -178,7 +179,7 @@ class _Resolver:
             key = models_mod.default_key(spec)
         elif not isinstance(key, str) or models_mod.check_key(key):
             self.fail(tuple(path) + ("key",), models_mod.check_key(key) if isinstance(key, str)
-                      else f"must be a string, got {shown(key)}")
+                      else f"must be a string, got {quoted(key)}")
         for name in ("device", "revision"):
             self.optional_str(value.get(name), tuple(path) + (name,))
         dtype = value.get("dtype", study.get("dtype"))
@@ -186,14 +187,14 @@ class _Resolver:
             canonical = models_mod.dtype_name(dtype) if isinstance(dtype, str) else None
             if canonical is None:
                 self.fail(tuple(path) + ("dtype",) if "dtype" in value else ("dtype",),
-                          f"unknown dtype {shown(dtype)}; use one of "
+                          f"unknown dtype {quoted(dtype)}; use one of "
                           f"{', '.join(models_mod.DTYPES)}")
             dtype = canonical
         gpus = self.num_gpus(value.get("num_gpus"), tuple(path) + ("num_gpus",))
         trust = value.get("trust_remote_code", study.get("trust_remote_code", False))
         if not isinstance(trust, bool):
             self.fail(tuple(path) + ("trust_remote_code",) if "trust_remote_code" in value
-                      else ("trust_remote_code",), f"must be true or false, got {shown(trust)}")
+                      else ("trust_remote_code",), f"must be true or false, got {quoted(trust)}")
         return ModelEntry(spec=spec, key=key, role=role, device=value.get("device"),
                           dtype=dtype, revision=value.get("revision"), num_gpus=gpus,
                           trust_remote_code=trust)
@@ -208,13 +209,13 @@ class _Resolver:
         elif isinstance(tuned, (str, dict)):
             tuned = [tuned]
         elif not isinstance(tuned, list):
-            self.fail(("tuned",), f"must be a model or a list of models, got {shown(tuned)}")
+            self.fail(("tuned",), f"must be a model or a list of models, got {quoted(tuned)}")
         models += [self.model(t, ("tuned", i), "tuned", raw) for i, t in enumerate(tuned)]
         seen: dict[str, str] = {}
         for i, m in enumerate(models):
             if m.key in seen:
                 where = ("base",) if i == 0 else ("tuned", i - 1)
-                self.fail(where, f"duplicate model key '{m.key}' (also {seen[m.key]}); give "
+                self.fail(where, f"duplicate model key {quoted(m.key)} (also {seen[m.key]}); give "
                                  "one of them its own 'key'")
             seen[m.key] = "the base" if i == 0 else f"tuned[{i - 1}]"
         return tuple(models)
@@ -229,7 +230,7 @@ class _Resolver:
             raw = {name: None for name in raw} if all(isinstance(n, str) for n in raw) else raw
         if isinstance(raw, list):
             bad = next(i for i, n in enumerate(raw) if not isinstance(n, str))
-            self.fail(path + (bad,), f"analysis names must be strings, got {shown(raw[bad])}")
+            self.fail(path + (bad,), f"analysis names must be strings, got {quoted(raw[bad])}")
         raw = self.mapping(raw, path, "analyses (a list of names or a mapping name -> config)")
         if not raw:
             self.fail(path, f"no analyses given; valid: {analyses_mod.valid_names()}")
@@ -240,7 +241,7 @@ class _Resolver:
                 self.fail(path + (name,), members)
             if config is None:
                 config = {}
-            self.mapping(config, path + (name,), f"the config of '{name}'")
+            self.mapping(config, path + (name,), f"the config of {quoted(name)}")
             for member in members:
                 merged, _ = overrides.get(member, ({}, path + (name,)))
                 overrides[member] = ({**merged, **config}, path + (name,))
@@ -276,7 +277,11 @@ class _Resolver:
             defaults = datasets_mod.fields(kind)
             self.keys(given, tuple(defaults), path + (kind,), f"dataset '{kind}'")
             entry = {**defaults, **given}
-            for name, message in datasets_mod.check_entry(kind, entry):
+            try:
+                problems = datasets_mod.check_entry(kind, entry)
+            except (OSError, ValueError) as e:      # a name too long, a NUL byte
+                problems = [("source", f"not a usable path ({one_line(e.strerror or e)})")]
+            for name, message in problems:
                 self.fail(path + (kind, name), message)
             out[kind] = entry
         return out
@@ -285,7 +290,7 @@ class _Resolver:
         if value is None:
             return 0
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 32:
-            self.fail(("seed",), f"must be an integer in 0..2^32-1, got {shown(value)}")
+            self.fail(("seed",), f"must be an integer in 0..2^32-1, got {quoted(value)}")
         return value
 
     def resolve(self, raw) -> StudySpec:
@@ -294,11 +299,11 @@ class _Resolver:
         seed = self.seed(raw.get("seed"))
         executor = raw.get("executor") or "local"
         if executor not in EXECUTORS:
-            self.fail(("executor",), f"unknown executor {shown(executor)}; use local or ray")
+            self.fail(("executor",), f"unknown executor {quoted(executor)}; use local or ray")
         address = self.optional_str(raw.get("address"), ("address",))
         out = raw.get("out") or DEFAULT_OUT
         if not isinstance(out, str):
-            self.fail(("out",), f"must be a path, got {shown(out)}")
+            self.fail(("out",), f"must be a path, got {quoted(out)}")
         self.optional_str(raw.get("device"), ("device",))
         self.num_gpus(raw.get("num_gpus"), ("num_gpus",))
         models = self.models(raw)
@@ -330,8 +335,11 @@ def _placed(m: ModelEntry, raw: dict, executor: str) -> ModelEntry:
 def resolve(raw, source: Source | None = None) -> StudySpec:
     """A StudySpec from plain values (see the module docstring for the layout); raises a
     one-line :class:`~tunescope.errors.DataError` naming the file, line and field of the first
-    problem."""
-    return _Resolver(source or Source()).resolve(raw)
+    problem. Values past the bounds of :func:`~tunescope.study.source.check_size` (e.g. a
+    list shared a billion times over) are refused before anything looks at them."""
+    source = source or Source()
+    check_size(raw, source)
+    return _Resolver(source).resolve(raw)
 
 
 def from_yaml(text: str, name: str = "<study>") -> StudySpec:
@@ -357,18 +365,15 @@ def read_yaml(path) -> tuple[dict, Source]:
 def set_value(raw: dict, assignment: str) -> dict:
     """``raw`` with one ``PATH=VALUE`` assignment applied, VALUE read as YAML (e.g.
     ``analyses.attribution.max_new_tokens=32``). A list of analyses becomes a mapping first (no
-    analyses: every group)."""
-    import yaml
-
+    analyses: every group). A VALUE past the bounds of a study (an alias bomb) is refused
+    before it is built (:func:`~tunescope.study.source.parse_value`)."""
     target, sep, text = assignment.partition("=")
     parts = [p for p in target.strip().split(".") if p]
     if not sep or not parts:
         raise TunescopeError(f"--set expects PATH=VALUE (e.g. analyses.attribution."
-                             f"max_new_tokens=32), got {assignment!r}")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
+                             f"max_new_tokens=32), got {quoted(assignment)}")
+    shown_target = clipped(target.strip(), 80)
+    value = parse_value(text, f"--set {shown_target}")
     raw = dict(raw)
     node = raw
     for i, part in enumerate(parts[:-1]):
@@ -380,7 +385,8 @@ def set_value(raw: dict, assignment: str) -> dict:
         if child is None:
             child = {}
         if not isinstance(child, dict):
-            raise TunescopeError(f"--set {target}: '{'.'.join(parts[:i + 1])}' is not a mapping")
+            raise TunescopeError(f"--set {shown_target}: "
+                                 f"{quoted('.'.join(parts[:i + 1]))} is not a mapping")
         node[part] = dict(child)
         node = node[part]
     node[parts[-1]] = value

@@ -10,10 +10,18 @@ Layout (see DESIGN.md)::
     <run>/compare/<analysis>.parquet       base-vs-tuned comparison tables
     <run>/run.json                         timings and job statuses of the last run
     <run>/report.html
+    <run>/.tunescope.lock                  held by the one process working in the directory
+    <run>/.tunescope-files.json            the combined tables and comparisons written so far
 
 A finished shard is never rewritten: re-running the same study skips it. A run directory holds
 one study: a spec whose fingerprint differs from the stored one is refused, naming the fields
 that changed, unless the caller asks to start over.
+
+The store removes only what it wrote: its files above, complete shards (the files their
+result.json lists), the tables and comparisons its manifest records, and names that start with
+tunescope's temporary prefix. A user's file anywhere in the directory survives every run and
+``--force``; so does the folder that holds it. Every file-system error while writing becomes one
+:class:`OutputError` line naming the operation and the path.
 """
 
 from __future__ import annotations
@@ -21,29 +29,54 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from tunescope.errors import DataError, OutputError, TunescopeError
-from tunescope.atomic import write_atomic
-from tunescope.result import Result, check_writable
+from tunescope.atomic import TEMP_PREFIX, write_atomic
+from tunescope.result import Result
 from tunescope.study.spec import StudySpec, differences
 
 FORMAT = "tunescope-study/1"
-OWNED = ("study.yaml", "spec.json", "shards", "results", "compare", "run.json", "report.html")
-"""What the store writes into a run directory (and removes when starting over)."""
+FILES = ("study.yaml", "spec.json", "run.json", "report.html")
+"""The store's own files at the top of a run directory."""
+MANIFEST = ".tunescope-files.json"
+"""The store's record of the combined tables and comparisons it wrote (paths relative to the
+run directory), written before each of them; with --force only recorded files are removed."""
+MANIFEST_FORMAT = "tunescope-files/1"
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+@contextmanager
+def fault(operation: str, path: Path):
+    """Turn a file-system error inside the block into one :class:`OutputError` line naming the
+    operation and the path (permission, missing folder, full disk, read-only file system)."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        where = e.filename if isinstance(e.filename, str) and e.filename else path
+        raise OutputError(f"cannot {operation} {where}: {e.strerror or e}") from None
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a whole (temporary) directory."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _rmdir_empty(path: Path) -> None:
+    """Remove ``path`` when it is an empty directory (a folder holding a user's file stays)."""
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 class RunStore:
@@ -57,8 +90,15 @@ class RunStore:
         return self.root / "shards" / model / analysis
 
     def is_done(self, model: str, analysis: str) -> bool:
-        """Whether the job's shard is complete (its result.json exists)."""
-        return (self.shard(model, analysis) / "result.json").is_file()
+        """Whether the job's shard is complete (its result.json exists). A shard folder that
+        cannot be searched (permissions) is an :class:`OutputError`, not a missing shard."""
+        path = self.shard(model, analysis) / "result.json"
+        try:
+            return stat.S_ISREG(path.stat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as e:
+            raise OutputError(f"cannot read {path}: {e.strerror or e}") from None
 
     @property
     def report_path(self) -> Path:
@@ -81,10 +121,10 @@ class RunStore:
         return stored
 
     def prepare(self, spec: StudySpec, inputs: dict, force: bool = False) -> None:
-        """Make the directory hold ``spec``: check it is writable, refuse a different study
-        already there (unless ``force``: then remove what the store owns and start over),
-        write study.yaml and spec.json before any job runs."""
-        check_writable(self.root)
+        """Make the directory hold ``spec`` (call it holding the run's lock): refuse a different
+        study already there (unless ``force``: then remove the store's own files, and nothing
+        else, and start over), remove what interrupted writes left, and write study.yaml and
+        spec.json before any job runs."""
         stored = self.stored_spec()
         fingerprint = spec.fingerprint(inputs)
         if stored is not None and stored.get("fingerprint") != fingerprint and not force:
@@ -96,7 +136,7 @@ class RunStore:
                                               if len(changes) > 4 else "")
             raise TunescopeError(f"spec differs from the run in {self.root}: "
                                  f"{shown or 'fingerprint changed'}; use a new --out or --force")
-        if stored is None and (self.root / "shards").exists() and not force:
+        if stored is None and self.finished_shards() and not force:
             raise TunescopeError(f"{self.root} holds shards but no spec.json; use a new --out "
                                  "or --force")
         if force:
@@ -104,35 +144,80 @@ class RunStore:
         self._clean_partial()
         record = {"format": FORMAT, "fingerprint": fingerprint, "spec": spec.to_dict(),
                   "numbers": spec.numbers(), "inputs": inputs}
-        try:
+        with fault("write", self.root):
             write_atomic(self.root / "study.yaml", (
                 f"# tunescope study, resolved (fingerprint {fingerprint}); rerun with\n"
                 f"#   tunescope run {self.root / 'study.yaml'}\n".encode()
                 + yaml.safe_dump(spec.to_dict(), sort_keys=False).encode()))
             write_atomic(self.root / "spec.json", json.dumps(record, indent=2).encode())
-        except OSError as e:
-            raise OutputError(f"cannot write to {self.root}: {e.strerror or e}") from None
+
+    # --- what the store owns -------------------------------------------------------------
+    def finished_shards(self) -> list[Path]:
+        """The shard directories that hold a complete Result (``shards/<model>/<analysis>``)."""
+        with fault("read", self.root / "shards"):
+            return sorted(p.parent for p in self.root.glob("shards/*/*/result.json"))
+
+    def recorded(self) -> list[str]:
+        """The files the manifest lists (relative paths), [] when there is none."""
+        path = self.root / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            return []
+        files = data.get("files") if isinstance(data, dict) else None
+        return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+
+    def _record(self, paths: list[Path]) -> None:
+        """Add ``paths`` (inside the run directory) to the manifest before they are written."""
+        known = self.recorded()
+        new = [str(p.relative_to(self.root)) for p in paths]
+        if all(n in known for n in new):
+            return
+        files = sorted(set(known) | set(new))
+        with fault("write", self.root / MANIFEST):
+            write_atomic(self.root / MANIFEST, json.dumps(
+                {"format": MANIFEST_FORMAT, "files": files}, indent=1).encode())
+
+    def _forget(self, relative: list[str]) -> None:
+        known = self.recorded()
+        kept = [f for f in known if f not in set(relative)]
+        if kept != known:
+            with fault("write", self.root / MANIFEST):
+                write_atomic(self.root / MANIFEST, json.dumps(
+                    {"format": MANIFEST_FORMAT, "files": kept}, indent=1).encode())
 
     def clear(self) -> None:
-        """Remove everything the store owns from the run directory (nothing else)."""
-        for name in OWNED:
-            path = self.root / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        """Remove the store's own files (its top-level files, complete shards, recorded tables
+        and comparisons, temporary names) and then the folders they leave empty; a file
+        tunescope did not write stays where it is, and so does its folder."""
+        with fault("remove files from", self.root):
+            for name in FILES:
+                path = self.root / name
+                if path.is_file():
+                    path.unlink()
+            for shard in self.finished_shards():
+                _remove_result(shard)
+                _rmdir_empty(shard.parent)
+            for relative in self.recorded():
+                path = self.root / relative
+                if path.is_file() and path.resolve().is_relative_to(self.root.resolve()):
+                    path.unlink()
+                    _rmdir_empty(path.parent)
+            self._clean_partial()
+            for folder in ("shards", "results", "compare"):
+                _rmdir_empty(self.root / folder)
+            (self.root / MANIFEST).unlink(missing_ok=True)
 
     def _clean_partial(self) -> None:
-        """Remove the temporary files and directories of writes that were interrupted (shards,
-        combined tables, comparisons, the store's own files)."""
-        leftovers = [*self.root.glob("shards/*/.*"), *self.root.glob("results/.*"),
-                     *self.root.glob("compare/.*"),
-                     *(p for name in OWNED for p in self.root.glob(f".{name}.*"))]
-        for tmp in leftovers:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
+        """Remove the temporary files and directories of writes that were interrupted (only
+        names with tunescope's temporary prefix: under the run's lock none is a live write)."""
+        patterns = ["", "results/", "results/*/", "compare/", "shards/", "shards/*/"]
+        with fault("clean up in", self.root):
+            for pattern in patterns:
+                for tmp in self.root.glob(f"{pattern}{TEMP_PREFIX}*"):
+                    _remove(tmp)
 
     # --- shards and combined tables ------------------------------------------------------
     def save(self, model: str, analysis: str, result: Result) -> Path:
@@ -153,30 +238,40 @@ class RunStore:
         return {a: {m: self.load(m, a) for m in models if self.is_done(m, a)} for a in analyses}
 
     def write_combined(self, analysis: str, results: dict[str, Result]) -> Path:
-        """results/<analysis>/<table>.parquet: each table of every model, "model" first."""
+        """results/<analysis>/<table>.parquet: each table of every model, "model" first (each
+        file written atomically; tables this store wrote earlier that no longer exist are
+        removed, any other file in the folder stays)."""
         target = self.root / "results" / analysis
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{analysis}.", dir=target.parent))
-        try:
-            names = list(dict.fromkeys(t for r in results.values() for t in r.tables))
-            for name in names:
-                parts = [r.tables[name].assign(model=key)[["model", *r.tables[name].columns]]
-                         for key, r in results.items() if name in r.tables]
-                pd.concat(parts, ignore_index=True).to_parquet(tmp / f"{name}.parquet",
-                                                               index=False)
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        names = list(dict.fromkeys(t for r in results.values() for t in r.tables))
+        paths = [target / f"{name}.parquet" for name in names]
+        self._record(paths)
+        for name, path in zip(names, paths):
+            parts = [r.tables[name].assign(model=key)[["model", *r.tables[name].columns]]
+                     for key, r in results.items() if name in r.tables]
+            data = pd.concat(parts, ignore_index=True).to_parquet(index=False)
+            with fault("write", path):
+                write_atomic(path, data)
+        current = {str(p.relative_to(self.root)) for p in paths}
+        prefix = str(target.relative_to(self.root)) + os.sep
+        stale = [f for f in self.recorded() if f.startswith(prefix) and f not in current]
+        with fault("remove", target):
+            for relative in stale:
+                (self.root / relative).unlink(missing_ok=True)
+        self._forget(stale)
         return target
 
     def write_comparison(self, analysis: str, table: pd.DataFrame) -> Path:
         path = self.root / "compare" / f"{analysis}.parquet"
-        write_atomic(path, table.reset_index(drop=True).to_parquet(index=False))
+        self._record([path])
+        data = table.reset_index(drop=True).to_parquet(index=False)
+        with fault("write", path):
+            write_atomic(path, data)
         return path
 
     def write_run_info(self, info: dict) -> None:
-        write_atomic(self.root / "run.json", json.dumps(info, indent=2, default=str).encode())
+        path = self.root / "run.json"
+        with fault("write", path):
+            write_atomic(path, json.dumps(info, indent=2, default=str).encode())
 
     def run_info(self) -> dict | None:
         path = self.root / "run.json"
@@ -184,3 +279,23 @@ class RunStore:
             return json.loads(path.read_text()) if path.is_file() else None
         except (OSError, ValueError):
             return None
+
+
+RESULT_FILES = ("result.json", "summary.json", "provenance.json")
+"""The files :meth:`Result.save` writes beside its ``tables/<name>.parquet``."""
+
+
+def _remove_result(directory: Path) -> None:
+    """Remove the files of the Result saved in ``directory`` (its tables as result.json lists
+    them), then the folders left empty."""
+    try:
+        tables = json.loads((directory / "result.json").read_text()).get("tables", [])
+    except (OSError, ValueError, AttributeError):
+        tables = []
+    for name in tables if isinstance(tables, list) else []:
+        if isinstance(name, str) and "/" not in name and name not in ("", ".", ".."):
+            (directory / "tables" / f"{name}.parquet").unlink(missing_ok=True)
+    for name in RESULT_FILES:
+        (directory / name).unlink(missing_ok=True)
+    _rmdir_empty(directory / "tables")
+    _rmdir_empty(directory)
