@@ -8,13 +8,15 @@
 """
 
 __version__ = "0.1.0"
-__all__ = ["LM", "Result", "Study", "TunescopeError", "analyses", "data", "engine", "load"]
+__all__ = ["LM", "Result", "Study", "TuneConfig", "TunescopeError", "analyses", "data", "engine",
+           "load", "tune"]
 
 _LAZY = {"analyses": ("tunescope.analyses", None), "data": ("tunescope.data", None),
          "engine": ("tunescope.engine", None), "LM": ("tunescope.models", "LM"),
          "load": ("tunescope.models", "load"), "Result": ("tunescope.result", "Result"),
          "Study": ("tunescope.study", "Study"),
-         "TunescopeError": ("tunescope.errors", "TunescopeError")}
+         "TunescopeError": ("tunescope.errors", "TunescopeError"),
+         "tune": ("tunescope.tuning", "tune"), "TuneConfig": ("tunescope.tuning", "TuneConfig")}
 """The public names, imported on first use (PEP 562) as ``(module, attribute or None)``: most
 pull in torch, transformers and pandas, and the console script imports this package before it
 can handle Ctrl-C, so importing it runs nothing (see :mod:`tunescope._entry`)."""

@@ -116,7 +116,7 @@ def datasets_pull(name: str = typer.Argument(..., help="dataset to download: par
 
 @datasets_app.command("check")
 def datasets_check(kind: str = typer.Argument(..., help="pararel, pairs, task, instructions, "
-                                                       "wu2024 or vocabulary"),
+                                                       "wu2024, vocabulary or sft"),
                    path: Path = typer.Argument(..., help="the file or directory to check")):
     """Load a dataset file or directory as a run would and print what it holds."""
     from tunescope.data.check import check_dataset
@@ -230,6 +230,89 @@ def report(run_dir: Path = typer.Argument(..., help="a study's run directory")):
 
     path = rebuild_report(run_dir)
     out.print(f"report: {Path(path).resolve()}", soft_wrap=True)
+
+
+@app.command("tune")
+def tune_command(
+        base: str = typer.Argument(None, help="the model to tune: bundled name, hub id, "
+                                              "directory or .gguf"),
+        data: list[str] = typer.Option(None, "--data", help="builtin (default), a "
+                                       "JSONL/CSV/TSV file, or distill:MODEL; repeat it for "
+                                       "several variants"),
+        out_dir: Path = typer.Option(None, "--out", help="output directory (default "
+                                     "tuned/<base>-<data>); with several variants, each "
+                                     "goes in a folder inside it"),
+        seeds: list[int] = typer.Option(None, "--seed", help="seed (default 0); repeat it "
+                                        "for several variants"),
+        method: str = typer.Option("lora", "--method", help="lora (default) or full"),
+        rank: int = typer.Option(8, "--rank", help="LoRA rank r"),
+        alpha: float = typer.Option(16.0, "--alpha", help="LoRA scale alpha"),
+        lr: float = typer.Option(None, "--lr", help="peak learning rate (default 2e-4 for "
+                                 "LoRA, 2e-5 for full)"),
+        epochs: int = typer.Option(1, "--epochs", help="passes over the data"),
+        steps: int = typer.Option(None, "--steps", help="optimiser steps (instead of epochs)"),
+        batch_size: int = typer.Option(8, "--batch-size", help="examples per step"),
+        max_length: int = typer.Option(512, "--max-length", help="most tokens of one example "
+                                       "(longer ones are an error)"),
+        precision: str = typer.Option("auto", "--precision", help="auto, bfloat16 or float32"),
+        max_examples: int = typer.Option(None, "--max-examples", help="tune on the first n "
+                                         "examples only"),
+        recipe_file: Path = typer.Option(None, "--recipe", help="re-create a model from a "
+                                         "recorded recipe (a tunescope-tune.json)"),
+        device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N"),
+        force: bool = typer.Option(False, "--force", help="start over in a directory that "
+                                   "holds another recipe's run"),
+        trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                               help="let a hub model run its own code")):
+    """Instruction-tune a model (LoRA by default) and save it as a model directory that every
+    analysis and study takes; several --data or --seed values make variants with one recipe."""
+    from tunescope.errors import TunescopeError
+    from tunescope.tuning import TuneConfig, read_recipe, tune
+    from tunescope.tuning.sources import slug
+
+    if recipe_file is not None:
+        recipe = read_recipe(recipe_file.parent if recipe_file.is_file() else recipe_file)
+        if recipe is None:
+            raise TunescopeError(f"no tuning recipe at {recipe_file}")
+        base = base or recipe["base"]["spec"]
+        data = data or [recipe["data"]["source"]]
+        settings = {k: v for k, v in recipe["config"].items()}
+        config = TuneConfig.from_dict(settings)
+        max_examples = max_examples or recipe["data"].get("max_examples")
+    else:
+        if base is None:
+            raise TunescopeError("tune needs a base model (or --recipe FILE)")
+        config = TuneConfig(method=method, rank=rank, alpha=alpha, learning_rate=lr,
+                            epochs=epochs, steps=steps, batch_size=batch_size,
+                            max_length=max_length, precision=precision)
+    data = data or ["builtin"]
+    seeds = seeds or [config.seed]
+    variants = [(d, s) for d in data for s in seeds]
+    root = out_dir or Path("tuned") / (f"{slug(base)}-{slug(data[0])}" if len(variants) == 1
+                                       else slug(base))
+    made = []
+    for source, seed in variants:
+        if len(variants) == 1:
+            where = root
+        elif len(seeds) == 1:
+            where = root / slug(source)
+        elif len(data) == 1:
+            where = root / f"seed{seed}"
+        else:
+            where = root / f"{slug(source)}-seed{seed}"
+        from dataclasses import replace
+        result = tune(base, source, where, replace(config, seed=seed), device=device,
+                      force=force, max_examples=max_examples,
+                      trust_remote_code=trust_remote_code)
+        r = result.recipe
+        speed = f", {r['tokens_per_second']:,.0f} tokens/s" if r.get("tokens_per_second") else ""
+        out.print(f"tuned: {result.path} ({r['steps']} steps on {r['data']['n_examples']} "
+                  f"examples of {source}, final loss {r['final_loss']:.3f}{speed})",
+                  soft_wrap=True)
+        made.append(result.path)
+    if len(made) > 1:
+        out.print("compare them with: tunescope run --base " + base + "".join(
+            f" --tuned {p}" for p in made), soft_wrap=True)
 
 
 @app.command("analyses")

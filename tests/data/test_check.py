@@ -115,8 +115,8 @@ def test_unknown_kind_names_the_kinds(tmp_path, kind):
     with pytest.raises(TunescopeError) as info:
         check_dataset(kind, tmp_path)
     assert str(info.value) == (f"unknown dataset kind {kind!r}; kinds: pararel, pairs, task, "
-                               "instructions, wu2024, vocabulary")
-    assert KINDS == ("pararel", "pairs", "task", "instructions", "wu2024", "vocabulary")
+                               "instructions, wu2024, vocabulary, sft")
+    assert KINDS == ("pararel", "pairs", "task", "instructions", "wu2024", "vocabulary", "sft")
 
 
 def _cli_has_check() -> bool:

@@ -16,20 +16,22 @@ from tunescope.data.files import display_path, shown
 from tunescope.data.instructions import load_annotations, load_instruction_jsonl, read_wu2024
 from tunescope.data.pairs import load_pairs
 from tunescope.data.pararel import load_pararel
+from tunescope.data.sft import load_sft
 from tunescope.data.tasks import load_task
 from tunescope.data.vocabulary import load_word_frequencies
 from tunescope.data.wu2024_levels import load_levels
 from tunescope.errors import DataError, TunescopeError
 
-KINDS = ("pararel", "pairs", "task", "instructions", "wu2024", "vocabulary")
+KINDS = ("pararel", "pairs", "task", "instructions", "wu2024", "vocabulary", "sft")
 """The dataset kinds :func:`check_dataset` knows, each read by its loader:
 ``pararel`` a ParaRel directory (:func:`~tunescope.data.pararel.load_pararel`), ``pairs`` a
 CSV/TSV/JSONL of paraphrase pairs (:func:`~tunescope.data.pairs.load_pairs`), ``task`` a task
 JSONL (:func:`~tunescope.data.tasks.load_task`), ``instructions`` prompts with marked
 instructions in JSONL (:func:`~tunescope.data.instructions.load_instruction_jsonl`),
-``wu2024`` the Wu et al. ``FinalDataset.tsv`` or the directory of their release, and
+``wu2024`` the Wu et al. ``FinalDataset.tsv`` or the directory of their release,
 ``vocabulary`` a ``word<TAB>frequency`` file
-(:func:`~tunescope.data.vocabulary.load_word_frequencies`)."""
+(:func:`~tunescope.data.vocabulary.load_word_frequencies`), and ``sft`` instruction-tuning
+examples in JSONL/CSV/TSV (:func:`~tunescope.data.sft.load_sft`)."""
 
 WU2024_FILES = {"prompts": "FinalDataset.tsv", "annotations": "AnnotatedDataset.tsv",
                 "vocabulary": "SingleShareGPT_Vocab.tsv"}
@@ -141,5 +143,12 @@ def _vocabulary(path: Path) -> dict:
     return {"words": len(vocab), "top": list(vocab.words[:5])}
 
 
+def _sft(path: Path) -> dict:
+    examples = load_sft(path)
+    return {"examples": len(examples),
+            "splits": dict(Counter(e.split for e in examples)),
+            "categories": dict(Counter(e.category or "(none)" for e in examples))}
+
+
 _CHECKS = {"pararel": _pararel, "pairs": _pairs, "task": _task, "instructions": _instructions,
-           "wu2024": _wu2024, "vocabulary": _vocabulary}
+           "wu2024": _wu2024, "vocabulary": _vocabulary, "sft": _sft}
