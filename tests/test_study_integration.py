@@ -1,4 +1,4 @@
-"""The study runner on the two real bundled models (a reduced default study), and with the
+"""The study runner on the real bundled models (a reduced default study), and with the
 real comparison and report modules on tiny models."""
 
 import pandas as pd
@@ -31,7 +31,10 @@ def test_reduced_default_study_on_the_bundled_models(tmp_path):
                            "analyses.ffn_concepts.rank=5"])
     run = study.run(tmp_path, compare=False, report=False)
     assert [(r["model"], r["status"]) for r in run.records] == \
-        [("gemma-3-270m", "done")] * 3 + [("smollm2-135m-instruct", "done")] * 3
+        [("gemma-3-270m", "done")] * 3 + [("gemma-3-270m-sft", "done")] * 3 + \
+        [("smollm2-135m-instruct", "done")] * 3
+    sft = run.results["prediction_consistency"]["gemma-3-270m-sft"]
+    assert sft.provenance["model"]["family"] == "gemma3_text"
     gemma = run.results["prediction_consistency"]["gemma-3-270m"]
     assert gemma.provenance["model"]["family"] == "gemma3_text"
     assert 0 <= gemma.summary["macro_accuracy"] <= 1

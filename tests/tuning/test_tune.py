@@ -263,3 +263,38 @@ def test_cli_tune_makes_variants_and_errors_are_one_line(base_dir, tmp_path):
                              timeout=300)
         assert run.returncode == 2, run.stderr
         assert run.stderr.strip().count("\n") == 0 and message in run.stderr, run.stderr
+
+
+def test_distill_answers_the_builtin_instructions_with_the_teacher_once(base_dir, tmp_path,
+                                                                       monkeypatch):
+    from tunescope.data.sft import builtin_sft
+    from tunescope.engine.generation import generate_greedy
+    from tunescope.tuning.sources import resolve
+
+    teacher = tunescope.load(base_dir)
+    prompts = builtin_sft("train")[:5]
+    expected = [g.text.strip() for g in generate_greedy(
+        teacher, [e.messages[-2]["content"] for e in prompts], max_new_tokens=6)]
+    loads = []
+    real_load = tunescope.load
+    monkeypatch.setattr(tunescope, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    data = resolve(f"distill:{base_dir}", work=tmp_path, max_examples=5, distill_tokens=6)
+    kept = [(e, a) for e, a in zip(prompts, expected) if a]
+    assert [e.response for e in data.examples] == [a for _, a in kept]
+    assert [e.messages[:-1] for e in data.examples] == [e.messages[:-1] for e, _ in kept]
+    assert data.details["teacher"] == str(base_dir) and data.details["prompts"] == 5
+    assert data.details["empty_answers_left_out"] == 5 - len(kept)
+    assert data.name.startswith("distill-") and len(loads) == 1
+    again = resolve(f"distill:{base_dir}", work=tmp_path, max_examples=5, distill_tokens=6)
+    assert again.fingerprint == data.fingerprint and len(loads) == 1     # answers kept
+
+
+def test_a_file_with_heldout_rows_tunes_on_the_others(tmp_path):
+    from tunescope.tuning.sources import resolve
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps({"instruction": f"Say {w}.", "response": w,
+                                        "split": "heldout" if i % 4 == 0 else "train"}) + "\n"
+                            for i, w in enumerate(WORDS)))
+    data = resolve(str(path))
+    assert [e.response for e in data.examples] == [w for i, w in enumerate(WORDS) if i % 4]
+    assert data.details == {"heldout_left_out": 2}

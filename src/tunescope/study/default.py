@@ -1,5 +1,5 @@
-"""The default study (``tunescope run`` with no arguments): the two bundled models, every
-analysis, at sizes that finish in a few minutes on 2 CPU cores.
+"""The default study (``tunescope run`` with no arguments): the bundled models, every analysis,
+at sizes that finish in a few minutes on 2 CPU cores.
 
 The sizes are the YAML below, with the reason for each; everything not named keeps the
 studies' defaults (METHODS.md).
@@ -10,13 +10,17 @@ from __future__ import annotations
 from tunescope.study.source import Source, parse_yaml
 
 DEFAULT_STUDY_YAML = """\
-# tunescope's default study: Gemma 3 270M (base) against SmolLM2-135M-Instruct (tuned).
-# They are of different families, so they are compared metric by metric (and by relative
-# depth), never weight to weight. Every analysis runs, at sizes chosen so that the whole
-# study takes about 4 minutes on 2 free CPU cores (benchmarks/study_overhead.py prints it);
-# raise them for real conclusions (`--set datasets.pararel.max_facts=40`, ...).
+# tunescope's default study: Gemma 3 270M (base) against two tuned models:
+# - gemma-3-270m-sft: the same base tuned by `tunescope tune` on the built-in instruction set
+#   (recipe shipped with its adapter): a matched pair, so every difference is what tuning
+#   changed, and the weight-level comparisons (heads paired by index, FFN subspaces) run;
+# - smollm2-135m-instruct: another family's instruct model, compared metric by metric (and by
+#   relative depth), never weight to weight.
+# Every analysis runs, at sizes chosen so that the whole study takes a few minutes on 2 free
+# CPU cores (benchmarks/study_overhead.py prints it); raise them for real conclusions
+# (`--set datasets.pararel.max_facts=40`, ...).
 base: gemma-3-270m
-tuned: [smollm2-135m-instruct]
+tuned: [gemma-3-270m-sft, smollm2-135m-instruct]
 analyses:
   next_token_predictions: {}          # 5 factual prompts: a glance at what each model knows
   prediction_consistency: {}          # C1 over the ParaRel sample below

@@ -281,3 +281,26 @@ def _recipe(lm, data: TuningData, config: TuneConfig, state, key: str,
 def _write_json(path: Path, value: dict) -> None:
     from tunescope.atomic import write_atomic
     _fault("write", path, lambda: write_atomic(path, json.dumps(value, indent=2).encode()))
+
+
+def export_adapter(tuned: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy what a tuned variant needs to be re-made from its base into ``dest``: the LoRA
+    adapter (``adapter_config.json``, ``adapter_model.safetensors``), the recipe and the chat
+    template it was tuned with. This is how a tuned bundled model's files are made
+    (:class:`tunescope.models.bundled.TunedBundledModel`); the adapter's base is recorded as
+    the recipe's base spec (not a path of this machine)."""
+    tuned, dest = Path(tuned), Path(dest)
+    recipe = read_recipe(tuned)
+    if recipe is None or not (tuned / "adapter" / "adapter_model.safetensors").is_file():
+        raise DataError("not a finished LoRA tuning directory (no recipe or no adapter/)",
+                        path=str(tuned))
+    dest.mkdir(parents=True, exist_ok=True)
+    config = json.loads((tuned / "adapter" / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = recipe["base"]["spec"]
+    _write_json(dest / "adapter_config.json", config)
+    shutil.copyfile(tuned / "adapter" / "adapter_model.safetensors",
+                    dest / "adapter_model.safetensors")
+    shutil.copyfile(tuned / RECIPE, dest / RECIPE)
+    if (tuned / "chat_template.jinja").is_file():
+        shutil.copyfile(tuned / "chat_template.jinja", dest / "chat_template.jinja")
+    return dest
