@@ -8,8 +8,10 @@ greedily, the way W1 asks it (``chat: auto``: through the model's chat template 
 one, the raw instruction otherwise). The base is also asked through the tuned model's template,
 so that the format alone is not mistaken for tuning. A response *answers* when it is non-empty
 and does not repeat the prompt (no run of 6 words of the prompt, lower-cased, appears in it);
-it *stops* when the model ends it (EOS or its end-of-turn token) within the token budget. The
-script prints, per model and prompt format, the answer rate, the stop rate, the rate of exact
+it *stops* when the model ends it (EOS or its end-of-turn token) within the token budget; an
+answer that stops is what an instruction-tuned model gives (a base model, even when its
+continuation happens not to repeat the prompt, runs on to the budget). The script prints, per
+model and prompt format, the answer rate, the stop rate, the rate of both, the rate of exact
 arithmetic answers (the number in the reference response appears in the response) and three
 examples.
 """
@@ -41,27 +43,30 @@ def numbers(text: str) -> list[str]:
 
 def evaluate(lm, prompts, examples, max_new_tokens: int) -> dict:
     outputs = generate_greedy(lm, prompts, max_new_tokens=max_new_tokens)
-    answered = stopped = arithmetic = arithmetic_right = 0
+    answered = stopped = both = arithmetic = arithmetic_right = 0
     rows = []
     for example, prompt, out in zip(examples, prompts, outputs):
         text = out.text.strip()
         ok = bool(text) and not repeats(example.instruction, text)
         answered += ok
-        stopped += len(out.token_ids) < max_new_tokens
+        stops = len(out.token_ids) < max_new_tokens
+        stopped += stops
+        both += ok and stops
         if example.category == "arithmetic":
             arithmetic += 1
             expected = numbers(example.response)
             arithmetic_right += bool(expected) and expected[0] in numbers(text)
         rows.append((example.instruction, text))
     n = len(examples)
-    return {"answer_rate": answered / n, "stop_rate": stopped / n,
+    return {"answer_rate": answered / n, "stop_rate": stopped / n, "answer_and_stop": both / n,
             "arithmetic_exact": arithmetic_right / max(arithmetic, 1), "n": n,
             "n_arithmetic": arithmetic, "examples": rows[:3]}
 
 
 def show(name: str, how: str, result: dict) -> None:
     print(f"{name:24s} {how:28s} answers {result['answer_rate']:6.1%}  stops "
-          f"{result['stop_rate']:6.1%}  arithmetic exact {result['arithmetic_exact']:6.1%} "
+          f"{result['stop_rate']:6.1%}  both {result['answer_and_stop']:6.1%}  "
+          f"arithmetic exact {result['arithmetic_exact']:6.1%} "
           f"(n = {result['n']}, {result['n_arithmetic']} arithmetic)")
     for instruction, text in result["examples"]:
         print(f"    {instruction[:60]!r} -> {text[:100]!r}")

@@ -417,3 +417,17 @@ def test_unreadable_shard_folder_as_a_real_user_is_one_line(tiny_study_files, tm
         for path in [shared, *shared.rglob("*")]:
             path.chmod(0o777) if path.is_dir() else None
         shutil.rmtree(shared)
+
+
+def test_builtin_fingerprints_are_the_same_when_the_loaders_cached_their_data():
+    """The built-in loaders keep what they parsed; a second study in the same process reads
+    no file, and its input fingerprints must not change for that."""
+    from tunescope.study.datasets import load_inputs
+    from tunescope.study.spec import from_yaml
+    spec = from_yaml("base: gemma-3-270m\nanalyses: [representation_consistency, "
+                     "downstream_consistency, attribution]\ndatasets: {pairs: {max_pairs: 12}, "
+                     "task: {max_examples: 12}, instructions: {max_prompts: 2}}\n")
+    kinds = {"pairs", "task", "instructions"}
+    first = load_inputs(spec.datasets, kinds, 0)[1]
+    second = load_inputs(spec.datasets, kinds, 0)[1]
+    assert first == second and set(first) == kinds and len(set(first.values())) == 3

@@ -35,7 +35,8 @@ def test_dry_run_prints_the_resolved_default_study(tmp_path):
     done = tunescope("run", "--dry-run", "--out", tmp_path / "x")
     assert done.returncode == 0, done.stderr
     assert "base:\n  spec: gemma-3-270m" in done.stdout
-    assert f"20 jobs (0 finished in {tmp_path / 'x'}, 20 to run)" in done.stdout
+    assert f"30 jobs (0 finished in {tmp_path / 'x'}, 30 to run)" in done.stdout
+    assert "tuned:\n- spec: gemma-3-270m-sft" in done.stdout
     assert not (tmp_path / "x").exists()
 
 

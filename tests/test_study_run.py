@@ -255,8 +255,9 @@ def fake_compare_and_report(monkeypatch):
         seen.setdefault("compare", []).append((sorted(results), base, seed))
         return pd.DataFrame({"model": [k for k in results if k != base], "metric": "m"})
 
-    def write_report(path, study, models, results, comparisons, run_info=None):
+    def write_report(path, study, models, results, comparisons, run_info=None, variants=None):
         seen["report"] = (study, models, results, comparisons, run_info)
+        seen["variants"] = variants
         path.write_text("<html></html>")
         return path
 
@@ -275,6 +276,7 @@ def test_compare_and_report_get_the_agreed_arguments(tiny_study_files, tmp_path,
     seen = fake_compare_and_report
     assert run.report == tmp_path / "report.html" and run.report.read_text() == "<html></html>"
     assert seen["compare"] == [(["tiny-base", "tiny-tuned"], "tiny-base", 1)] * 2
+    assert seen["variants"] == {}                       # one tuned model: nothing among them
     study, models, results, comparisons, info = seen["report"]
     assert study["analyses"]["ffn_concepts"]["rank"] == 4 and study["seed"] == 1
     assert [(m["key"], m["role"], m["spec"]) for m in models] == [

@@ -240,6 +240,10 @@ def test_output_directory_states(base_dir, tmp_path):
     assert recipe["config"]["learning_rate"] == 3e-3 and recipe["config"]["method"] == "lora"
     assert recipe["template"].startswith("tunescope default")
     assert set(recipe["versions"]) == {"tunescope", "torch", "transformers", "peft"}
+    made = tunescope.load(out).metadata["tuned_by"]           # what Results' provenance keeps
+    assert made == {"base": str(base_dir), "data": "toy", "data_fingerprint":
+                    recipe["data"]["fingerprint"], "n_examples": 16, "method": "lora",
+                    "seed": 0, "steps": 8, "final_loss": recipe["final_loss"]}
 
 
 def test_cli_tune_makes_variants_and_errors_are_one_line(base_dir, tmp_path):

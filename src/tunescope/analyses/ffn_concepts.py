@@ -44,13 +44,17 @@ class FFNConceptsConfig:
     per component; ``layers``: None for all; ``labeller``: ``"offline"`` (the rule-based
     :class:`~tunescope.analyses.offline_labeller.OfflineLabeller`) or ``"none"`` (an LLM labeller
     is passed to :func:`ffn_concepts` as an object); ``runs``: labelling runs per component
-    (the study's 5; the offline labeller gives the same label in every run)."""
+    (the study's 5; the offline labeller gives the same label in every run); ``keep_vectors``:
+    the first n components of each layer kept as vectors (table ``vectors``), so that a
+    comparison of a base with its tuned variant can measure the principal angles between their
+    subspaces without the weights (0: none; they take n x d_model floats per layer)."""
 
     rank: int = 300
     top_words: int = 50
     layers: tuple[int, ...] | None = None
     labeller: str = "offline"
     runs: int = 5
+    keep_vectors: int = 0
 
 
 def layer_components(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +297,8 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
 
     Tables: ``components`` (layer, component, explained_variance, cumulative; every component),
     ``top_words`` (layer, component, rank, word, cosine; the first ``config.rank`` components),
-    and with a labeller ``labels`` (layer, component, run, category, level, description).
+    with a labeller ``labels`` (layer, component, run, category, level, description), and with
+    ``config.keep_vectors`` ``vectors`` (layer, component, vector: float32 [d_model]).
     """
     start = time.perf_counter()
     words = list(dict.fromkeys(words))
@@ -301,14 +306,17 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
         raise TunescopeError("ffn_concepts needs a non-empty vocabulary")
     if config.rank < 1 or config.top_words < 1 or config.runs < 1:
         raise TunescopeError("rank, top_words and runs must be positive")
+    if config.keep_vectors < 0:
+        raise TunescopeError("keep_vectors must be 0 or positive")
     layers = _check_layers(config.layers, lm.anatomy.n_layers)
     if labeller is None:
         labeller = _make_labeller(config.labeller)
-    decompositions = []
+    decompositions, kept = [], []
     with torch.no_grad(), progress(2 * len(layers), f"{lm.name}: ffn concepts") as bar:
         for layer in layers:
             comps, explained = layer_components(lm.anatomy.mlp_down_weight(layer))
             decompositions.append((comps[:min(config.rank, comps.shape[0])], explained))
+            kept.append(comps[:config.keep_vectors].numpy())
             bar.advance()
         top_words = CosineTopWords(unit_rows(word_vectors(lm, words, "unembed")))
         vocab = np.array(words, dtype=object)
@@ -334,6 +342,11 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
         "cosine": np.concatenate([cos.reshape(-1) for cos in cos_parts]).astype(np.float64)})
     keys = [(layer, c) for layer, (r, _) in zip(layers, ranks) for c in range(r)]
     tables = {"components": components, "top_words": top}
+    if config.keep_vectors:
+        tables["vectors"] = pd.DataFrame({
+            "layer": np.repeat(layers, [len(v) for v in kept]),
+            "component": np.concatenate([np.arange(len(v)) for v in kept]),
+            "vector": [row.astype(np.float32) for v in kept for row in v]})
     top10 = [float(ev[:10].sum()) for ev in evs]
     summary = {"n_words": len(words), "n_layers": len(layers), "layers": layers,
                "components_described": len(keys), "top10_variance_by_layer": top10,

@@ -11,10 +11,11 @@ One comparer per analysis, registered by the analysis' name (:mod:`tunescope.com
 importing this package registers them all.
 """
 
-from tunescope.compare.core import compare_results, compare_study
+from tunescope.compare.core import compare_results, compare_study, compare_variants
 from tunescope.compare.registry import COMPARERS, comparer
 from tunescope.compare.table import COLUMNS
 from tunescope.compare import (  # noqa: F401  (registers the comparers)
     attribution, downstream, ffn, heads, prediction, predictions, recall, representation)
 
-__all__ = ["COLUMNS", "COMPARERS", "compare_results", "compare_study", "comparer"]
+__all__ = ["COLUMNS", "COMPARERS", "compare_results", "compare_study", "compare_variants",
+           "comparer"]

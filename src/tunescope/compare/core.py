@@ -89,3 +89,30 @@ def compare_study(results: dict[str, Result], base: str, *, n_boot: int = 1000,
     out = pd.concat(parts, ignore_index=True)
     out.attrs["analysis"] = analysis
     return out
+
+
+def compare_variants(results: dict[str, Result], tuned: list[str], *, n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Tuned models of ONE analysis against each other: each model of ``tuned`` against each
+    one listed before it (its ``reference``), by :func:`compare_results` (the reference in the
+    ``base`` column, the model in ``tuned``; ``difference`` = model - reference). For variants
+    made from one base with one recipe, this says which data (or seed) moved a metric.
+
+    Returns the columns ``model``, ``reference``, then :data:`COLUMNS`; empty (same columns)
+    with fewer than two of ``tuned`` in ``results``."""
+    present = [k for k in tuned if k in results]
+    analysis = next((r.analysis for r in results.values()), "")
+    parts = []
+    for i, reference in enumerate(present):
+        for model in present[i + 1:]:
+            table = compare_results(results[reference], results[model], n_boot=n_boot,
+                                    seed=seed)
+            parts.append(table.assign(model=model, reference=reference)[
+                ["model", "reference", *COLUMNS]])
+    if not parts:
+        parts = [frame([], analysis).assign(model=pd.Series(dtype=str),
+                                            reference=pd.Series(dtype=str))[
+            ["model", "reference", *COLUMNS]]]
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["analysis"] = analysis
+    return out

@@ -10,15 +10,22 @@ variation distance between base and tuned shares. ``depth`` is the group's centr
 ``(group + 0.5) / n_groups``; ``n_base`` / ``n_tuned`` count components.
 
 Results without a ``labels`` table (labeller ``"none"``) compare only the mean share of variance
-in each layer's top-10 components (from the summaries; no interval). Principal angles between
-the component subspaces need the models' weights, not Results:
-:func:`tunescope.analyses.ffn_concepts.layer_principal_angles`.
+in each layer's top-10 components (from the summaries; no interval).
+
+Rows ``principal_angle`` (key ``layer=<l>``; and one without a key, over all layers): where both
+Results keep component vectors (``keep_vectors``) and the models share d_model and layers (a
+base and its tuned variant), the mean principal angle in degrees between the base's and the
+tuned model's top-k component subspaces of the layer (k = the fewer kept); ``base`` is 0 (the
+base's subspace against itself), ``tuned`` and ``difference`` the mean angle, ``statistic`` the
+largest angle. 0 means tuning left the subspace in place, 90 that it turned it orthogonal.
+From the weights directly: :func:`tunescope.analyses.ffn_concepts.layer_principal_angles`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tunescope.analyses.ffn_concepts import principal_angles
 from tunescope.analyses.rotation import rotation_from_results
 from tunescope.compare.registry import comparer
 from tunescope.compare.table import key, row
@@ -33,8 +40,44 @@ def _components(shares, model: str, field: str, group: int) -> int:
     return int(sub["n_components"].iloc[0]) if len(sub) else 0
 
 
+def angle_rows(base, tuned) -> list[dict]:
+    """The ``principal_angle`` rows (see the module docstring); none when either Result keeps
+    no vectors or the models differ in d_model or layers."""
+    import torch
+
+    if "vectors" not in base.tables or "vectors" not in tuned.tables:
+        return []
+    a, b = base.tables["vectors"], tuned.tables["vectors"]
+    layers = sorted(set(a["layer"]))
+    if sorted(set(b["layer"])) != layers or not layers:
+        return []
+    n_layers = max(base.summary.get("n_layers", 0), len(layers))
+    rows, means = [], []
+    for layer in layers:
+        va = np.stack(a.loc[a["layer"] == layer].sort_values("component")["vector"].to_list())
+        vb = np.stack(b.loc[b["layer"] == layer].sort_values("component")["vector"].to_list())
+        if va.shape[1] != vb.shape[1]:
+            return []
+        k = min(len(va), len(vb))
+        angles = principal_angles(torch.from_numpy(va[:k]), torch.from_numpy(vb[:k])).numpy()
+        means.append(float(angles.mean()))
+        rows.append(row("principal_angle", key(layer=int(layer)),
+                        depth=(layer + 1) / n_layers, base=0.0, tuned=means[-1],
+                        statistic=float(angles.max()), n_base=k, n_tuned=k,
+                        note=f"mean principal angle (degrees) between the top-{k} component "
+                             "subspaces; statistic: the largest angle"))
+    rows.append(row("principal_angle", base=0.0, tuned=float(np.mean(means)),
+                    n_base=len(layers), n_tuned=len(layers),
+                    note="mean over layers of the mean principal angle (degrees)"))
+    return rows
+
+
 @comparer("ffn_concepts")
 def compare_ffn_concepts(base, tuned, resampler) -> list[dict]:
+    return _concept_rows(base, tuned, resampler) + angle_rows(base, tuned)
+
+
+def _concept_rows(base, tuned, resampler) -> list[dict]:
     if "labels" not in base.tables or "labels" not in tuned.tables:
         summaries = base.summary, tuned.summary
         return [row("mean_top10_variance",

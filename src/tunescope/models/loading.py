@@ -147,8 +147,30 @@ def _from_dir(path: Path, name: str, source: str, device: str, revision=None, **
             path, device_map="auto" if device == "auto" else None, **kwargs)
     except Exception as e:  # noqa: BLE001 - any failure to read user files is reported as such
         raise ModelFileError(f"cannot load model from {path}: {_one_line(e)}") from None
-    return LM.from_hf(_place(model, device), tokenizer, name=name, source=source,
-                      revision=revision)
+    lm = LM.from_hf(_place(model, device), tokenizer, name=name, source=source,
+                    revision=revision)
+    recipe = tuning_summary(path)
+    if recipe is not None:
+        lm.extra["tuned_by"] = recipe
+    return lm
+
+
+def tuning_summary(path: Path) -> dict | None:
+    """What a model directory made by ``tunescope tune`` records of how it was made (base, data
+    source and fingerprint, method, seed, steps, final loss), from its ``tunescope-tune.json``;
+    None for any other directory (or an unreadable recipe: the model still loads)."""
+    file = path / "tunescope-tune.json"
+    if not file.is_file():
+        return None
+    try:
+        recipe = json.loads(file.read_text())
+        config, data = recipe["config"], recipe["data"]
+        return {"base": recipe["base"]["spec"], "data": data["source"],
+                "data_fingerprint": data["fingerprint"], "n_examples": data["n_examples"],
+                "method": config["method"], "seed": config["seed"], "steps": recipe["steps"],
+                "final_loss": recipe["final_loss"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _from_gguf(path: Path, name: str, device: str, dtype) -> LM:

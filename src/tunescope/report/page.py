@@ -18,6 +18,7 @@ from tunescope.errors import OutputError
 from tunescope.report import figures
 from tunescope.report.markup import esc, heading, key_value_table, note, table
 from tunescope.report.sections import Context, anchor, render_section
+from tunescope.report.variants import ANCHOR as VARIANTS, variants_section
 from tunescope.result import Result
 
 MODEL_COLUMNS = ("key", "role", "name", "family", "source", "dtype", "chat template", "layers",
@@ -174,7 +175,8 @@ def _ordered_results(models: list[dict], per_model: dict[str, Result]) -> dict[s
 
 
 def render_report(study: dict, models: list[dict], results: dict[str, dict[str, Result]],
-                  comparisons: dict[str, pd.DataFrame], run_info: dict | None = None) -> str:
+                  comparisons: dict[str, pd.DataFrame], run_info: dict | None = None,
+                  variants: dict[str, pd.DataFrame] | None = None) -> str:
     """The report as one self-contained HTML document (a string).
 
     Args:
@@ -183,6 +185,8 @@ def render_report(study: dict, models: list[dict], results: dict[str, dict[str, 
         results: ``{analysis: {model key: Result}}``; analyses and models may be missing.
         comparisons: ``{analysis: DataFrame ["model", *compare.COLUMNS]}``.
         run_info: ``{"wall_s", "jobs": [{"model", "analysis", "status", "analysis_s"}], ...}``.
+        variants: ``{analysis: DataFrame ["model", "reference", *compare.COLUMNS]}``, the tuned
+            models against each other (:func:`tunescope.compare.compare_variants`).
     """
     from tunescope.analyses import REGISTRY
 
@@ -201,13 +205,17 @@ def render_report(study: dict, models: list[dict], results: dict[str, dict[str, 
                           _statuses(run_info, name))
             description = REGISTRY[name].description if name in REGISTRY else ""
             sections.append(render_section(ctx, description))
+    side_by_side = variants_section(models, comparisons, variants)
     toc = "".join(f'<li><a href="#{esc(anchor(n))}">{esc(n)}</a></li>' for n in order)
+    if side_by_side:
+        toc = f'<li><a href="#{VARIANTS}">Tuned variants side by side</a></li>' + toc
     subtitle = (f"base: {', '.join(base) or '–'} · tuned: {', '.join(tuned) or '–'} · "
                 f"tunescope {_version()}")
     body = (f"<main><h1>tunescope report</h1><p class=\"subtitle\">{esc(subtitle)}</p>"
             f'<nav>{heading(2, "Contents")}<ol><li><a href="#study">Study</a></li>'
             f'<li><a href="#models">Models</a></li>{toc}</ol></nav>'
             f"{_study_section(study)}{_models_section(models)}{_run_section(run_info)}"
+            f"{side_by_side}"
             f"{''.join(sections)}</main>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -217,12 +225,13 @@ def render_report(study: dict, models: list[dict], results: dict[str, dict[str, 
 
 
 def write_report(path, study: dict, models: list[dict], results: dict[str, dict[str, Result]],
-                 comparisons: dict[str, pd.DataFrame], run_info: dict | None = None) -> Path:
+                 comparisons: dict[str, pd.DataFrame], run_info: dict | None = None,
+                 variants: dict[str, pd.DataFrame] | None = None) -> Path:
     """Render the report and write it to ``path`` atomically: a temporary file in the same
     directory, then ``os.replace``; a reader sees the old report or the new one, never half.
     Raises :class:`OutputError` (leaving no partial file) when the location is not writable."""
     target = Path(path)
-    text = render_report(study, models, results, comparisons, run_info)
+    text = render_report(study, models, results, comparisons, run_info, variants)
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

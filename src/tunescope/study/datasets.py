@@ -220,6 +220,10 @@ def input_fingerprint(kind: str, entry: dict, reads: list) -> str:
     else:
         roots = [_builtin_path(k) for k in (kind, "pararel") if k in BUILTIN_FILES]
     files: dict[str, bytes] = {}
+    if source == BUILTIN and kind in BUILTIN_FILES:
+        # The package's own files, read whole: the built-in loaders keep what they parsed
+        # (lru_cache), so a second study in one process reads nothing to record.
+        reads = [(f, f.read_bytes()) for f in _builtin_files(kind)]
     for path, data in reads:
         files[_relative_name(path, roots)] = data
     for name in sorted(files):
@@ -240,6 +244,17 @@ def _relative_name(path: Path, roots: list[Path]) -> str:
 
 BUILTIN_FILES = ("pararel", "pairs", "task", "instructions")
 """The kinds whose built-in source is a file or folder of the package."""
+
+
+def _builtin_files(kind: str) -> list[Path]:
+    """The package files a built-in dataset of ``kind`` is made from (the built-in pairs
+    include pairs derived from the built-in ParaRel)."""
+    out = []
+    for name in (kind, "pararel") if kind == "pairs" else (kind,):
+        path = _builtin_path(name)
+        out += sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if path.is_dir() else [path]
+    return out
 
 
 def _builtin_path(kind: str) -> Path:

@@ -39,7 +39,9 @@ analyses:
                                       #   sentence-embedding model (all-MiniLM-L6-v2)
   ffn_concepts:                       # W3; 50 components per layer described by 50 words;
     rank: 50                          #   the offline labeller gives the same label in every
-    runs: 1                           #   run, so one run (the study: 5 LLM runs)
+    runs: 1                           #   run, so one run (the study: 5 LLM runs); the 50
+    keep_vectors: 50                  #   components kept as vectors: principal angles
+                                      #   between the matched pair's subspaces
 datasets:
   pararel:                            # 4 relations x 8 facts (drawn with the seed) x their
     relations: [P17, P36, P37, P38]   #   [Y]-last templates: about 145 queries, each scored

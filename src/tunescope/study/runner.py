@@ -196,12 +196,15 @@ def finish(store: RunStore, study: dict, info: dict, *, compare: bool = True,
         if by_model:
             store.write_combined(analysis, by_model)
     timings["combine_s"] = time.perf_counter() - t0
-    comparisons = {}
+    comparisons, variants = {}, {}
     if compare:
         t0 = time.perf_counter()
         comparisons = compare_all(results, keys[0], study.get("seed", 0))
         for analysis, table in comparisons.items():
             store.write_comparison(analysis, table)
+        variants = compare_all_variants(results, keys[1:], study.get("seed", 0))
+        for analysis, table in variants.items():
+            store.write_comparison(f"{analysis}.variants", table)
         timings["compare_s"] = time.perf_counter() - t0
     for m in models:
         m["metadata"] = _metadata(results, m["key"])
@@ -210,7 +213,8 @@ def finish(store: RunStore, study: dict, info: dict, *, compare: bool = True,
         from tunescope.report import write_report
         t0 = time.perf_counter()
         info["wall_s"] = time.perf_counter() - start if start is not None else None
-        path = write_report(store.report_path, study, models, results, comparisons, info)
+        path = write_report(store.report_path, study, models, results, comparisons, info,
+                            variants=variants)
         timings["report_s"] = time.perf_counter() - t0
     info["wall_s"] = time.perf_counter() - start if start is not None else info.get("wall_s")
     store.write_run_info({"format": "tunescope-run/1", **info})
@@ -223,6 +227,18 @@ def compare_all(results: dict[str, dict[str, Result]], base: str, seed: int) -> 
 
     return {a: compare_study(by_model, base, seed=seed) for a, by_model in results.items()
             if base in by_model and len(by_model) > 1}
+
+
+def compare_all_variants(results: dict[str, dict[str, Result]], tuned: list[str],
+                         seed: int) -> dict:
+    """``{analysis: compare_variants(...)}`` for each analysis with two or more of the tuned
+    models (the tuned models against each other)."""
+    shared = [a for a, by_model in results.items() if sum(k in by_model for k in tuned) > 1]
+    if not shared:
+        return {}
+    from tunescope.compare import compare_variants
+
+    return {a: compare_variants(results[a], tuned, seed=seed) for a in shared}
 
 
 def _metadata(results: dict, key: str) -> dict:
