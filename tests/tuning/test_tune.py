@@ -302,3 +302,19 @@ def test_a_file_with_heldout_rows_tunes_on_the_others(tmp_path):
     data = resolve(str(path))
     assert [e.response for e in data.examples] == [w for i, w in enumerate(WORDS) if i % 4]
     assert data.details == {"heldout_left_out": 2}
+
+
+def test_cli_recipe_re_creates_the_same_weights(base_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from tunescope.cli import app
+    data = write_toy(tmp_path / "toy.jsonl")
+    first = tune(base_dir, str(data), tmp_path / "first", TuneConfig(epochs=1, **FAST),
+                 progress=False)
+    result = CliRunner().invoke(app, ["tune", "--recipe", str(first.path / "tunescope-tune.json"),
+                                      "--out", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    again = read_recipe(tmp_path / "again")
+    assert again["config"] == first.recipe["config"] and again["losses"] == first.recipe["losses"]
+    a, b = weights(first.path), weights(tmp_path / "again")
+    assert all(torch.equal(a[k], b[k]) for k in a)
