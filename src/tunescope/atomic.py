@@ -19,8 +19,11 @@ import errno
 import os
 import shutil
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from tunescope.errors import OutputError
 
 TEMP_PREFIX = ".tunescope-tmp."
 """The start of the name of every temporary file and folder tunescope creates beside its
@@ -113,3 +116,16 @@ def replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         Path(tmp).rename(target)
+
+
+@contextmanager
+def fault(operation: str, path: Path) -> Iterator[None]:
+    """Turn a file-system error inside the block into one :class:`OutputError` line naming the
+    operation and the path (permission, missing folder, full disk, read-only file system)."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        where = e.filename if isinstance(e.filename, str) and e.filename else path
+        raise OutputError(f"cannot {operation} {where}: {e.strerror or e}") from None

@@ -9,6 +9,8 @@ users' values in its messages with :func:`shown` (one line, at most a few dozen 
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -170,3 +172,19 @@ def json_objects(path: Path, text: str) -> Iterator[tuple[int, dict]]:
             raise DataError(f"expected a JSON object, got {type(row).__name__}",
                             path=display_path(path), line=lineno)
         yield lineno, row
+
+
+def csv_rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of each non-blank record of a CSV/TSV text, header included: the line
+    where the record starts (a quoted cell may span lines), which errors name. A malformed
+    record is a :class:`DataError` naming the file and line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    line = 1  # where the next record starts
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if any(cell.strip() for cell in row):
+                yield start, row
+    except csv.Error as e:
+        raise DataError(f"malformed CSV ({one_line(e)})", path=display_path(path),
+                        line=reader.line_num) from None

@@ -17,10 +17,8 @@ Every malformed row raises :class:`~tunescope.errors.DataError` naming file, lin
 
 from __future__ import annotations
 
-import csv
 import functools
 import importlib
-import io
 import os
 import random
 from importlib import resources
@@ -30,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tunescope.data.types import Fact, ParaphrasePair, Relation
-from tunescope.data.files import display_path, json_objects, one_line, read_text, shown
+from tunescope.data.files import csv_rows, display_path, json_objects, read_text, shown
 from tunescope.errors import DataError, HubUnavailableError, TunescopeError
 
 _COLUMNS = (("a", "b"), ("sentence1", "sentence2"))
@@ -80,32 +78,23 @@ def _pair(row: dict, names: tuple[str, str], path: Path, line: int,
 def _csv_pairs(path: Path, text: str, delimiter: str) -> list[tuple[int, ParaphrasePair]]:
     """(line, pair) of each record of a CSV/TSV text: the line where the record starts (a
     quoted cell may span lines), which errors name too."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = None
     pairs = []
     where = display_path(path)
-    line = 1  # where the next record starts
-    try:
-        for row in reader:
-            start, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = [cell.strip().lower() for cell in row]
-                names = next((n for n in _COLUMNS if set(n) <= set(header)), None)
-                if names is None:
-                    raise DataError(f"header needs columns a, b, label (or sentence1, sentence2,"
-                                    f" label), got {shown(header)}", path=where, line=start,
-                                    field="a")
-                if "label" not in header:
-                    raise DataError("header has no 'label' column", path=where, line=start,
-                                    field="label")
-                continue
-            record = {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)}
-            pairs.append((start, _pair(record, names, path, start, "")))
-    except csv.Error as e:
-        raise DataError(f"malformed CSV ({one_line(e)})", path=where,
-                        line=reader.line_num) from None
+    for start, row in csv_rows(path, text, delimiter):
+        if header is None:
+            header = [cell.strip().lower() for cell in row]
+            names = next((n for n in _COLUMNS if set(n) <= set(header)), None)
+            if names is None:
+                raise DataError(f"header needs columns a, b, label (or sentence1, sentence2,"
+                                f" label), got {shown(header)}", path=where, line=start,
+                                field="a")
+            if "label" not in header:
+                raise DataError("header has no 'label' column", path=where, line=start,
+                                field="label")
+            continue
+        record = {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)}
+        pairs.append((start, _pair(record, names, path, start, "")))
     return pairs
 
 

@@ -15,16 +15,14 @@ Every malformed row raises :class:`~tunescope.errors.DataError` naming file, lin
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tunescope.data.files import display_path, json_objects, one_line, read_text, shown
+from tunescope.data.files import csv_rows, display_path, json_objects, read_text, shown
 from tunescope.errors import DataError, TunescopeError
 
 ROLES = ("system", "user", "assistant")
@@ -178,37 +176,28 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, dict
     quoted cell may span lines). The answer is read from the ``response`` column, or from
     ``output`` when there is no ``response`` column; empty cells of optional columns read as
     absent."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     where = display_path(path)
     header: list[str] | None = None
     answer = "response"
-    line = 1  # where the next record starts
-    try:
-        for row in reader:
-            start, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = [cell.strip().lower() for cell in row]
-                answer = "output" if "output" in header and "response" not in header \
-                    else "response"
-                missing = [c for c in ("instruction", answer) if c not in header]
-                if missing:
-                    raise DataError(f"header needs columns instruction and response (or "
-                                    f"output), got {shown(header)}", path=where, line=start,
-                                    field=missing[0])
-                continue
-            record: dict = {}
-            for i, name in enumerate(header):
-                cell = row[i] if i < len(row) else None
-                if name in ("instruction", answer):
-                    record[name] = cell
-                elif name in CSV_COLUMNS and cell is not None and cell.strip():
-                    record[name] = cell
-            yield start, record
-    except csv.Error as e:
-        raise DataError(f"malformed CSV ({one_line(e)})", path=where,
-                        line=reader.line_num) from None
+    for start, row in csv_rows(path, text, delimiter):
+        if header is None:
+            header = [cell.strip().lower() for cell in row]
+            answer = "output" if "output" in header and "response" not in header \
+                else "response"
+            missing = [c for c in ("instruction", answer) if c not in header]
+            if missing:
+                raise DataError(f"header needs columns instruction and response (or "
+                                f"output), got {shown(header)}", path=where, line=start,
+                                field=missing[0])
+            continue
+        record: dict = {}
+        for i, name in enumerate(header):
+            cell = row[i] if i < len(row) else None
+            if name in ("instruction", answer):
+                record[name] = cell
+            elif name in CSV_COLUMNS and cell is not None and cell.strip():
+                record[name] = cell
+        yield start, record
 
 
 def load_sft(path: str | os.PathLike, *, max_examples: int | None = None) -> list[SFTExample]:

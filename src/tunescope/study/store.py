@@ -30,14 +30,13 @@ import json
 import os
 import shutil
 import stat
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from tunescope.errors import DataError, OutputError, TunescopeError
-from tunescope.atomic import TEMP_PREFIX, write_atomic
+from tunescope.atomic import TEMP_PREFIX, fault, write_atomic
 from tunescope.result import Result
 from tunescope.study.spec import StudySpec, differences
 
@@ -48,19 +47,6 @@ MANIFEST = ".tunescope-files.json"
 """The store's record of the combined tables and comparisons it wrote (paths relative to the
 run directory), written before each of them; with --force only recorded files are removed."""
 MANIFEST_FORMAT = "tunescope-files/1"
-
-
-@contextmanager
-def fault(operation: str, path: Path):
-    """Turn a file-system error inside the block into one :class:`OutputError` line naming the
-    operation and the path (permission, missing folder, full disk, read-only file system)."""
-    try:
-        yield
-    except OutputError:
-        raise
-    except OSError as e:
-        where = e.filename if isinstance(e.filename, str) and e.filename else path
-        raise OutputError(f"cannot {operation} {where}: {e.strerror or e}") from None
 
 
 def _remove(path: Path) -> None:

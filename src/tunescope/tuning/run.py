@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunescope.atomic import fault
 from tunescope.errors import DataError, OutputError, TunescopeError
 from tunescope.tuning.config import TuneConfig
 from tunescope.tuning.sources import TuningData, resolve
@@ -93,7 +94,8 @@ def tune(base: str, data: str | TuningData = "builtin", out: str | os.PathLike =
     _check_out(out)
     with run_lock(out):
         work = out / WORK
-        _fault("create", work, lambda: work.mkdir(exist_ok=True))
+        with fault("create", work):
+            work.mkdir(exist_ok=True)
         if not isinstance(data, TuningData):
             data = resolve(data, work=work, max_examples=max_examples, device=device)
         lm = tunescope.load(base, dtype=torch.float32, device=device,
@@ -110,15 +112,16 @@ def tune(base: str, data: str | TuningData = "builtin", out: str | os.PathLike =
                 raise TunescopeError(
                     f"{out} holds a tuning run of another recipe; use another --out or --force")
             _remove_own(out)
-            _fault("create", work, lambda: work.mkdir(exist_ok=True))
+            with fault("create", work):
+                work.mkdir(exist_ok=True)
         model = _trainable_model(lm.model, config)
         state = _train(model, lm, encoded, config, work, key, progress, data.name)
         _save(out, model, lm, config, template if default_template else None)
         recipe = _recipe(lm, data, config, state, key, default_template, device=str(lm.device),
                          max_examples=max_examples)
         _write_json(out / RECIPE, recipe)
-        _fault("write", out / "config.json",
-               lambda: os.replace(out / WORK / "config.json", out / "config.json"))
+        with fault("write", out / "config.json"):
+            os.replace(out / WORK / "config.json", out / "config.json")
         shutil.rmtree(work / "checkpoint", ignore_errors=True)
         _tidy(work)
         return TunedModel(out, recipe)
@@ -136,13 +139,6 @@ def _tidy(work: Path) -> None:
         work.rmdir()
     except OSError:
         pass
-
-
-def _fault(operation: str, path: Path, action):
-    try:
-        return action()
-    except OSError as e:
-        raise OutputError(f"cannot {operation} {path}: {e.strerror or e}") from None
 
 
 def _run_key(lm, data: TuningData, config: TuneConfig, template: str) -> str:
@@ -222,7 +218,7 @@ def _save(out: Path, model, lm, config: TuneConfig, default_template: str | None
     the work folder until the recipe is written."""
     from tunescope.atomic import make_temp_dir, replace_dir
 
-    def write():
+    with fault("write the tuned model to", out):
         if config.method == "lora":
             tmp = make_temp_dir(out, "adapter")
             model.save_pretrained(str(tmp), safe_serialization=True)
@@ -241,8 +237,6 @@ def _save(out: Path, model, lm, config: TuneConfig, default_template: str | None
             target = (out / WORK / item.name) if item.name == "config.json" else out / item.name
             os.replace(item, target)
         tmp.rmdir()
-
-    _fault("write the tuned model to", out, write)
 
 
 def _recipe(lm, data: TuningData, config: TuneConfig, state, key: str,
@@ -280,7 +274,8 @@ def _recipe(lm, data: TuningData, config: TuneConfig, state, key: str,
 
 def _write_json(path: Path, value: dict) -> None:
     from tunescope.atomic import write_atomic
-    _fault("write", path, lambda: write_atomic(path, json.dumps(value, indent=2).encode()))
+    with fault("write", path):
+        write_atomic(path, json.dumps(value, indent=2).encode())
 
 
 def export_adapter(tuned: str | os.PathLike, dest: str | os.PathLike) -> Path:
