@@ -20,10 +20,15 @@ import torch
 
 import tunescope
 from tunescope.analyses import get
-from tunescope.analyses.attention_heads import (attention_heads, head_projections, layer_pairs,
-                                                layer_pairs_reference, similarity_thresholds,
-                                                unit_rows)
-from tunescope.analyses.word_vectors import word_vectors
+from tunescope.analyses.attention_heads import (
+    attention_heads,
+    head_projections,
+    layer_pairs,
+    layer_pairs_reference,
+    similarity_thresholds,
+    unit_rows,
+)
+from tunescope.analyses.helpers.word_vectors import word_vectors
 
 VOCAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "wu2024" / "SingleShareGPT_Vocab.tsv"
 

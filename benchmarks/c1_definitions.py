@@ -25,7 +25,7 @@ import pandas as pd
 
 import tunescope
 from tunescope.analyses import prediction_consistency
-from tunescope.analyses.consistency_metrics import macro, per_relation
+from tunescope.analyses.helpers.consistency_metrics import macro, per_relation
 
 RELATIONS = ["P17", "P19", "P36", "P101", "P103", "P138", "P176", "P407", "P449", "P740"]
 PARAREL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pararel"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import tunescope
 from tunescope.analyses import attention_heads, ffn_concepts, get
-from tunescope.analyses.heads_compare import compare_heads
-from tunescope.analyses.rotation import label_shares
+from tunescope.compare.rotation import label_shares
+from tunescope.compare.verb_share import compare_heads
 
 VOCAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "wu2024" / "SingleShareGPT_Vocab.tsv"
 

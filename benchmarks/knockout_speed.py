@@ -15,8 +15,13 @@ import numpy as np
 import torch
 
 import tunescope
-from tunescope.analyses.recall import BLOCK_SETS, knockout_effects, knockout_keys, window_layers
-from tunescope.analyses.recall_examples import select_examples
+from tunescope.analyses.helpers.recall_examples import select_examples
+from tunescope.analyses.recall import (
+    BLOCK_SETS,
+    knockout_effects,
+    knockout_keys,
+    window_layers,
+)
 from tunescope.models.hooks import block_attention
 
 PARAREL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pararel"

@@ -11,7 +11,12 @@ import time
 from pathlib import Path
 
 import tunescope
-from tunescope.analyses import attention_knockout, extraction_rate, get, subject_enrichment
+from tunescope.analyses import (
+    attention_knockout,
+    extraction_rate,
+    get,
+    subject_enrichment,
+)
 
 PARAREL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pararel"
 

@@ -48,11 +48,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tunescope.analyses.instruction_score import (density, instruction_score, normalise_density,
-                                                  sparsify, welch_one_sided)
-from tunescope.data.instructions import (find_lenient, followed_labels, load_annotations,
-                                         read_wu2024)
+from tunescope.analyses.helpers.instruction_score import (
+    density,
+    instruction_score,
+    normalise_density,
+    sparsify,
+)
+from tunescope.data.instructions import (
+    find_lenient,
+    followed_labels,
+    load_annotations,
+    read_wu2024,
+)
 from tunescope.data.wu2024_levels import decode_pieces, load_levels
+from tunescope.stats.welch import welch_one_sided
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wu2024"
 MODELS = (("LLaMA-7B", "llama_7b"), ("Vicuna-7B", "vicuna_7b"))

@@ -14,9 +14,9 @@ import time
 import tracemalloc
 
 from tunescope.errors import TunescopeError
-from tunescope.study.default import DEFAULT_STUDY_YAML
-from tunescope.study.source import parse_value
+from tunescope.study.default_study import DEFAULT_STUDY_YAML
 from tunescope.study.spec import from_yaml
+from tunescope.study.yaml_source import parse_value
 
 
 def bomb(levels: int = 10, fan: int = 9) -> str:

@@ -1,5 +1,5 @@
 """The offline labeller's rules one component at a time, in plain Python: the reference that the
-vectorised :class:`tunescope.analyses.offline_labeller.OfflineLabeller` must agree with label
+vectorised :class:`tunescope.labels.offline_labeller.OfflineLabeller` must agree with label
 for label (this is the implementation it replaced, per-word rules included)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import functools
 import re
 from collections import defaultdict
 
-from tunescope.analyses.concept_labels import ConceptLabel
-from tunescope.analyses.offline_labeller import (CATEGORY_LEXICONS, FUNCTION_WORDS,
+from tunescope.labels.concept_labels import ConceptLabel
+from tunescope.labels.offline_labeller import (CATEGORY_LEXICONS, FUNCTION_WORDS,
                                                  PHONOLOGY_WORDS, SUFFIXES)
 
 _GROUP_SUFFIXES = tuple(s for s in SUFFIXES if len(s) >= 2 and s not in ("es", "er", "al"))

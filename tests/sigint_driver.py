@@ -1,5 +1,5 @@
 """Run the ``tunescope`` command as its console script does, with one import held up (for
-tests/test_sigint.py).
+tests/study/test_sigint.py).
 
     TUNESCOPE_TEST_HOLD=torch TUNESCOPE_TEST_READY=FILE python tests/sigint_driver.py ARGS...
 

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from tiny import tiny_lm
+
 from tunescope.analyses import get, next_token_predictions
 from tunescope.errors import DataError, OutputError, TunescopeError
 from tunescope.result import Result, check_writable, fingerprint

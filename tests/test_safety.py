@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import tiny_model, tiny_tokenizer
 
 import tunescope
-from tiny import tiny_model, tiny_tokenizer
 from tunescope.data.pararel import load_pararel, pull_pararel
 from tunescope.data.wu2024_levels import load_levels
 from tunescope.errors import DataError, ModelNotFoundError, TunescopeError

@@ -7,7 +7,8 @@
     study.run("runs/x")                 # resumable; runs/x/report.html
 """
 
-__version__ = "0.1.0"
+from tunescope._version import __version__  # noqa: F401 (the package version)
+
 __all__ = ["LM", "Result", "Study", "TuneConfig", "TunescopeError", "analyses", "data", "engine",
            "load", "tune"]
 

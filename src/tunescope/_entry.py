@@ -6,7 +6,7 @@ command-line module, typer, torch, transformers or pandas are imported: an inter
 those imports, during a command, or while an error is reported gives the same single line
 :data:`INTERRUPTED` on stderr and exit status :data:`EXIT_INTERRUPTED`, never a traceback.
 Finished jobs are safe at any moment: every output is written to a temporary name and renamed
-into place (:mod:`tunescope.atomic`), so a rerun of the same command resumes.
+into place (:mod:`tunescope.common.atomic`), so a rerun of the same command resumes.
 """
 
 from __future__ import annotations

@@ -34,9 +34,10 @@ def models_list(ctx: typer.Context):
     """List the bundled models with their status (not installed / installed / ready)."""
     if ctx.invoked_subcommand is not None:
         return
+    from tunescope.common.paths import cache_dir
     from tunescope.models import bundled
 
-    table = Table(title=f"bundled models (cache: {bundled.cache_dir()})")
+    table = Table(title=f"bundled models (cache: {cache_dir()})")
     for col in ("name", "role", "status", "size", "path"):
         table.add_column(col)
     for name in bundled.BUNDLED:
@@ -103,14 +104,14 @@ def datasets_pull(name: str = typer.Argument(..., help="dataset to download: par
                   dest: Path = typer.Option(None, help="target directory (default: the cache)"),
                   url: str = typer.Option(None, help="base URL of the ParaRel repository")):
     """Download a public dataset (needs internet): ParaRel's templates and facts."""
-    from tunescope.data.pararel import DEFAULT_URL, pull_pararel
-    from tunescope.models.bundled import cache_dir
+    from tunescope.common.paths import cache_dir
+    from tunescope.data import pull_pararel
 
     if name != "pararel":
         raise TunescopeError(f"unknown dataset '{name}'; downloadable: pararel")
     target = dest or cache_dir() / "datasets" / "pararel"
     out.print(f"downloading ParaRel into {target} ...")
-    path = pull_pararel(target, base_url=url or DEFAULT_URL)
+    path = pull_pararel(target, **({"base_url": url} if url else {}))
     out.print(f"ParaRel ready at {path}; use it with tunescope.data.pararel(path='{path}')")
 
 
@@ -119,7 +120,7 @@ def datasets_check(kind: str = typer.Argument(..., help="pararel, pairs, task, i
                                                        "wu2024, vocabulary or sft"),
                    path: Path = typer.Argument(..., help="the file or directory to check")):
     """Load a dataset file or directory as a run would and print what it holds."""
-    from tunescope.data.check import check_dataset
+    from tunescope.data import check_dataset
 
     summary = check_dataset(kind, path)
     table = Table(title=Text(f"{summary['kind']}: {summary['path']}"))
@@ -180,33 +181,16 @@ def run(study_file: Path = typer.Argument(None, help="study YAML file (default: 
     import yaml
 
     from tunescope.study import Study
-    from tunescope.study.default import default_raw
-    from tunescope.study.source import Source
-    from tunescope.study.spec import read_yaml, resolve, set_value
-    from tunescope.study.store import RunStore
 
-    if study_file is not None:
-        raw, source = read_yaml(study_file)
-    elif base is not None:
-        raw, source = {}, Source()
-    else:
-        raw, source = default_raw()
-    if not isinstance(raw, dict):
-        raise source.error((), f"a study must be a mapping, got {type(raw).__name__}")
-    flags = {"base": base, "tuned": list(tuned) if tuned else None, "analyses": analyses,
-             "out": str(out_dir) if out_dir is not None else None, "seed": seed,
-             "executor": executor, "address": address, "device": device, "dtype": dtype,
-             "trust_remote_code": True if trust_remote_code else None}
-    raw = {**raw, **{k: v for k, v in flags.items() if v is not None}}
-    for assignment in assignments or []:
-        raw = set_value(raw, assignment)
-    study = Study(spec=resolve(raw, source))
-    store = RunStore(study.spec.out)
+    options = {"base": base, "tuned": list(tuned) if tuned else None, "analyses": analyses,
+               "out": str(out_dir) if out_dir is not None else None, "seed": seed,
+               "executor": executor, "address": address, "device": device, "dtype": dtype,
+               "trust_remote_code": True if trust_remote_code else None}
+    study = Study.from_command(study_file, options, assignments or [])
     if dry_run:
         out.print(yaml.safe_dump(study.spec.to_dict(), sort_keys=False), end="", markup=False)
-        jobs = study.jobs()
-        done = [j for j in jobs if store.is_done(j.model, j.analysis)]
-        out.print(f"{len(jobs)} jobs ({len(done)} finished in {store.root}, "
+        jobs, done = study.jobs(), study.finished_jobs()
+        out.print(f"{len(jobs)} jobs ({len(done)} finished in {study.spec.out}, "
                   f"{len(jobs) - len(done)} to run)", soft_wrap=True)
         return
     start = time.perf_counter()
@@ -267,8 +251,7 @@ def tune_command(
     """Instruction-tune a model (LoRA by default) and save it as a model directory that every
     analysis and study takes; several --data or --seed values make variants with one recipe."""
     from tunescope.errors import TunescopeError
-    from tunescope.tuning import TuneConfig, read_recipe, tune
-    from tunescope.tuning.sources import slug
+    from tunescope.tuning import TuneConfig, read_recipe, slug, tune
 
     if recipe_file is not None:
         recipe = read_recipe(recipe_file.parent if recipe_file.is_file() else recipe_file)

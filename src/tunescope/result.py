@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tunescope.atomic import make_temp_dir, replace_dir, temp_prefix
+from tunescope.common.atomic import make_temp_dir, replace_dir, temp_prefix
 from tunescope.errors import DataError, OutputError
 
 FORMAT = "tunescope-result/1"

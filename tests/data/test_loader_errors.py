@@ -9,8 +9,14 @@ import warnings
 import numpy as np
 import pytest
 
-from tunescope.data import (load_instruction_jsonl, load_pairs, load_pararel, load_task,
-                            load_word_frequencies, load_wu2024)
+from tunescope.data import (
+    load_instruction_jsonl,
+    load_pairs,
+    load_pararel,
+    load_task,
+    load_word_frequencies,
+    load_wu2024,
+)
 from tunescope.data.instructions import find_lenient, instruction_spans_from_fragments
 from tunescope.data.wu2024_levels import load_levels
 from tunescope.errors import DataError, TunescopeError

@@ -10,8 +10,21 @@ from collections import Counter
 import pytest
 
 from tunescope.data import pararel
-from tunescope.data.pairs import builtin_pairs, hf_pairs, load_pairs, pararel_pairs, tapaco_pairs
-from tunescope.data.perturb import NEGATIONS, SYNONYM_GROUPS, SYNONYMS, recase, synonym_swap, typo
+from tunescope.data.pairs import (
+    builtin_pairs,
+    hf_pairs,
+    load_pairs,
+    pararel_pairs,
+    tapaco_pairs,
+)
+from tunescope.data.perturb import (
+    NEGATIONS,
+    SYNONYM_GROUPS,
+    SYNONYMS,
+    recase,
+    synonym_swap,
+    typo,
+)
 from tunescope.data.tasks import builtin_task, hf_task, load_task
 from tunescope.data.types import Fact, ParaphrasePair, Relation, Task, Template
 from tunescope.errors import DataError, TunescopeError

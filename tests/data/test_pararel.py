@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tunescope.data.pararel import (PARAREL_RELATIONS, builtin_pararel_path, load_pararel,
-                                    pararel, pull_pararel)
+from tunescope.data.pararel import (
+    PARAREL_RELATIONS,
+    builtin_pararel_path,
+    load_pararel,
+    pararel,
+    pull_pararel,
+)
 from tunescope.data.types import Relation, template_problem
 from tunescope.errors import DataError, TunescopeError
 

@@ -209,8 +209,8 @@ def _strings(value) -> list[str]:
 
 
 def _factual_prompts() -> tuple[str, ...]:
-    """``FACTUAL_PROMPTS`` of the predictions analysis, read from its source (no torch)."""
-    source = (ROOT / "src" / "tunescope" / "analyses" / "predictions.py").read_text("utf-8")
+    """``FACTUAL_PROMPTS`` (the built-in prompts of next_token_predictions), read from its source (no torch)."""
+    source = (ROOT / "src" / "tunescope" / "data" / "prompts.py").read_text("utf-8")
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "FACTUAL_PROMPTS"
                                                 for t in node.targets):

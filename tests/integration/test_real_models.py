@@ -104,7 +104,7 @@ def test_second_load_is_fast_and_marker_is_complete(gemma):
 def test_word_token_ids_equal_the_tokenizer_call(which, request):
     """The backend's offset-free batch encoding gives the tokenizer's own ids on real words."""
     import tunescope
-    from tunescope.analyses.word_vectors import word_token_ids
+    from tunescope.analyses.helpers.word_vectors import word_token_ids
 
     lm = request.getfixturevalue(which)
     words = list(tunescope.data.frequent_words(3000).words) + ["naïve", "日本", "e-mail", "U.S."]

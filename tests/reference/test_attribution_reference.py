@@ -16,8 +16,8 @@ import math
 
 import pytest
 import torch
-
 from tiny import tiny_lm
+
 from tunescope.analyses import attribution, get
 from tunescope.data.types import InstructionPrompt
 

@@ -19,15 +19,18 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-
 from tiny import CORPUS, tiny_lm
+
 from tunescope.analyses import get
-from tunescope.analyses.attention_heads import attention_heads, head_projections
-from tunescope.analyses.heads_compare import compare_heads
-from tunescope.analyses.similarity import semantic_filter_threshold
-from tunescope.analyses.attention_heads import similarity_thresholds
-from tunescope.analyses.word_vectors import word_vectors
+from tunescope.analyses.attention_heads import (
+    attention_heads,
+    head_projections,
+    similarity_thresholds,
+)
+from tunescope.analyses.helpers.similarity import semantic_filter_threshold
+from tunescope.analyses.helpers.word_vectors import word_vectors
 from tunescope.compare import compare_results
+from tunescope.compare.verb_share import compare_heads
 from tunescope.data.verbs import INSTRUCTION_VERBS, general_verbs
 
 # mixed case on purpose ("The" / "the", "Paris" / "paris"), verbs of both classes

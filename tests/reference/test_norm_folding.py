@@ -11,7 +11,6 @@ Norm weights are set to random non-trivial values first (a fresh Gemma norm has 
 
 import pytest
 import torch
-
 from tiny import tiny_lm
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from tiny import fact_relations, tiny_model, tiny_tokenizer, tiny_trained_lm
+
 from tunescope.analyses import attention_knockout, extraction_rate, get
 from tunescope.models.lm import LM
 

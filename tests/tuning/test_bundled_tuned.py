@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from study.test_study_run import save_lm
+from tiny import tiny_lm
 
 import tunescope
-from test_study_run import save_lm
-from tuning.test_tune import FAST, toy
-from tiny import tiny_lm
 from tunescope.models import bundled
 from tunescope.tuning import TuneConfig, tune
 from tunescope.tuning.run import export_adapter
 from tunescope.tuning.template import DEFAULT_TEMPLATE
+from tuning.test_tune import FAST, toy
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from study.test_study_run import save_lm
+from tiny import tiny_lm
 
 import tunescope
-from test_study_run import save_lm
-from tiny import tiny_lm
 from tunescope.data.sft import SFTExample
 from tunescope.errors import DataError, TunescopeError
+from tunescope.models import loading
 from tunescope.tuning import TuneConfig, read_recipe, tune
 from tunescope.tuning.loop import collate, learning_rate, response_loss, schedule
 from tunescope.tuning.sources import TuningData
@@ -281,7 +282,7 @@ def test_distill_answers_the_builtin_instructions_with_the_teacher_once(base_dir
         teacher, [e.messages[-2]["content"] for e in prompts], max_new_tokens=6)]
     loads = []
     real_load = tunescope.load
-    monkeypatch.setattr(tunescope, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(loading, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     data = resolve(f"distill:{base_dir}", work=tmp_path, max_examples=5, distill_tokens=6)
     kept = [(e, a) for e, a in zip(prompts, expected) if a]
     assert [e.response for e in data.examples] == [a for _, a in kept]

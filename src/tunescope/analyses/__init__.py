@@ -1,17 +1,13 @@
 """Analyses: one module per analysis, each ``(LM, dataset, config) -> Result``, registered by
-name (see :mod:`tunescope.analyses.registry`). Importing this package registers them all."""
+name (see :mod:`tunescope.analyses.registry`). Importing this package imports every module in it,
+so each analysis registers itself (a new analysis module needs no other edit), and makes each
+registered analysis available here under its name (``tunescope.analyses.attribution(lm, ...)``).
+Parts several analyses share are in :mod:`tunescope.analyses.helpers`."""
 
 from tunescope.analyses.registry import REGISTRY, Analysis, get, register
-from tunescope.analyses.predictions import next_token_predictions
-from tunescope.analyses.prediction_consistency import prediction_consistency
-from tunescope.analyses.representation import representation_consistency
-from tunescope.analyses.downstream import downstream_consistency
-from tunescope.analyses.recall import attention_knockout, extraction_rate, subject_enrichment
-from tunescope.analyses.attribution import attribution
-from tunescope.analyses.attention_heads import attention_heads
-from tunescope.analyses.ffn_concepts import ffn_concepts
+from tunescope.common.modules import import_all
 
-__all__ = ["REGISTRY", "Analysis", "attention_heads", "attention_knockout", "attribution",
-           "downstream_consistency", "extraction_rate", "ffn_concepts", "get",
-           "next_token_predictions", "prediction_consistency", "register",
-           "representation_consistency", "subject_enrichment"]
+import_all(__name__, __path__)
+globals().update({name: analysis.run for name, analysis in REGISTRY.items()})
+
+__all__ = ["REGISTRY", "Analysis", "get", "register", *sorted(REGISTRY)]

@@ -1,4 +1,4 @@
-"""attention_heads (METHODS.md W2, after Wu et al. 2024): attention heads read as word-word pairs.
+"""attention_heads (docs/methods.md#w2, after Wu et al. 2024): attention heads read as word-word pairs.
 
 For each layer and head, with the pre-attention norm's gain folded into W_Q and W_K and
 key heads repeated for grouped-query attention, the vocabulary's words (input-embedding rows
@@ -18,7 +18,6 @@ them, the similarity filter as batched matrix products.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,12 +25,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tunescope.analyses.helpers.word_vectors import unit_rows, word_vectors
 from tunescope.analyses.registry import register
-from tunescope.analyses.word_vectors import unit_rows, word_vectors
-from tunescope.engine.progress import progress
+from tunescope.analyses.skeleton import AnalysisRun
+from tunescope.common.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
-from tunescope.result import Result, fingerprint, provenance
+from tunescope.result import Result, fingerprint
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def similarity_thresholds(unit: torch.Tensor, baseline: int, z: float = 1.96,
     """Per word [V]: mean + z * std of its cosine similarities to the ``baseline`` first
     (most frequent) words; ``unit``: [V, e] unit vectors. The std is the population std
     (ddof 0, ``numpy.std``'s default, as the study's code and
-    :func:`tunescope.analyses.similarity.semantic_filter_threshold`)."""
+    :func:`tunescope.analyses.helpers.similarity.semantic_filter_threshold`)."""
     base = unit[:baseline]
     out = torch.empty(unit.shape[0])
     for start in range(0, unit.shape[0], chunk):
@@ -121,7 +121,7 @@ def layer_pairs(hq: torch.Tensor, hk: torch.Tensor, unit: torch.Tensor, threshol
 def _similarity_vectors(lm: LM, words: Sequence[str], spec: str) -> tuple[torch.Tensor, str]:
     if spec == "model":
         return unit_rows(word_vectors(lm, words, "embed")), "model embeddings"
-    from tunescope.analyses import similarity as sim_module
+    from tunescope.analyses.helpers import similarity as sim_module
     if spec == "default":
         source = sim_module.default_similarity()
     else:
@@ -165,7 +165,7 @@ def attention_heads(lm: LM, words: Sequence[str],
     ``words``: the vocabulary, most frequent first (its first ``config.baseline`` words are the
     similarity baseline). ``similarity_vectors(words) -> [V, e]`` overrides ``config.similarity``.
     """
-    start = time.perf_counter()
+    run = AnalysisRun("attention_heads", lm, config)
     words = list(dict.fromkeys(words))
     if len(words) < max(config.top_k, 2):
         raise TunescopeError(f"vocabulary of {len(words)} words is smaller than top_k={config.top_k}")
@@ -198,10 +198,8 @@ def attention_heads(lm: LM, words: Sequence[str],
                "n_pairs": len(pairs), "n_knowledge_pairs": len(knowledge),
                "heads_with_knowledge": len(per_head)}
     dataset = {"kind": "vocabulary", "size": len(words), "fingerprint": fingerprint(words)}
-    return Result("attention_heads",
-                  {"pairs": pairs, "knowledge": knowledge, "heads": per_head}, summary,
-                  provenance(lm, config, dataset,
-                             timings={"analysis_s": time.perf_counter() - start}))
+    return run.result({"pairs": pairs, "knowledge": knowledge, "heads": per_head}, summary,
+                      dataset)
 
 
 def layer_pairs_reference(hq: torch.Tensor, hk: torch.Tensor, unit: torch.Tensor,

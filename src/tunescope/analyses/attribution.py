@@ -1,35 +1,41 @@
-"""attribution (METHODS.md W1, after Wu et al. 2024): how much does each prompt token, and the
+"""attribution (docs/methods.md#w1, after Wu et al. 2024): how much does each prompt token, and the
 instruction part above all, drive the model's response?
 
-Per prompt: greedy response (``max_new_tokens``) from the prompt as the model reads it (its
-chat template's user turn where it has one, ``chat="auto"``), gradient x input of each response
-token's probability with respect to every prompt token's embedding (BOS excluded), integer
-levels (L), sparsification (b), density (p), per-example normalisation, and the instruction
-score: see :mod:`tunescope.analyses.instruction_score`. An empty response (the model stops at
-once) scores 0.0, as in the study's code, and is counted (``empty_response``,
-``n_empty_responses``).
+Three steps, each callable on its own (docs/methods.md#w1):
+
+1. :func:`attribute`: per prompt, the greedy response (``max_new_tokens``) from the prompt as
+   the model reads it (its chat template's user turn where it has one, ``chat="auto"``) and the
+   raw gradient x input matrix [P, R] of each response token's probability with respect to
+   every prompt token's embedding (BOS excluded);
+2. :func:`score_prompt`: integer levels (L), sparsification (b), density (p) normalised per
+   prompt, and the instruction score (:mod:`tunescope.analyses.helpers.instruction_score`);
+3. the base-vs-tuned Welch tests: :mod:`tunescope.compare.attribution`.
+
+:func:`attribution`, the registered analysis, runs 1 and 2 and tabulates them. An empty response
+(the model stops at once) scores 0.0, as in the study's code, and is counted
+(``empty_response``, ``n_empty_responses``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from tunescope.analyses import instruction_score as score
+from tunescope.analyses.helpers import instruction_score as score
 from tunescope.analyses.registry import register
+from tunescope.analyses.skeleton import AnalysisRun
+from tunescope.common.progress import progress
 from tunescope.data.instructions import instruction_mask
 from tunescope.data.types import InstructionPrompt
 from tunescope.engine.attribution import gradient_x_input
 from tunescope.engine.batching import repeated_bos
 from tunescope.engine.generation import generate_greedy
-from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
-from tunescope.result import Result, fingerprint, provenance
+from tunescope.result import Result, fingerprint
 
 
 @dataclass(frozen=True)
@@ -107,20 +113,49 @@ def _rows_without_bos(lm: LM, ids: Sequence[int]) -> slice:
     return slice(1, None) if bos is not None and ids and ids[0] == bos else slice(0, None)
 
 
-@register("attribution", AttributionConfig, dataset="instructions")
-def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
-                config: AttributionConfig = AttributionConfig()) -> Result:
-    """Gradient attribution from prompt to response, and the instruction score (W1)."""
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class PromptAttribution:
+    """Step 1 of W1 for one prompt (:func:`attribute`).
+
+    prompt: the prompt as given; shown: as the model read it (chat-wrapped under ``chat``);
+    tokens: the prompt's tokens as text [P] (BOS excluded); instruction: [P] bool, the tokens
+    inside the instruction spans; raw: gradient x input [P, R] (prompt token x response token,
+    float32; R = 0 for an empty response); response: the greedy response's text and its token
+    ids [R]."""
+
+    prompt: InstructionPrompt
+    shown: InstructionPrompt
+    tokens: list[str]
+    instruction: np.ndarray
+    raw: np.ndarray
+    response: str
+    response_ids: list[int]
+
+
+@dataclass(frozen=True)
+class PromptScore:
+    """Steps 2-3 of W1 for one prompt (:func:`score_prompt`): ``levels`` [P, R] int (before
+    sparsification), ``density`` [P] (normalised, after sparsification) and the instruction
+    ``score``."""
+
+    levels: np.ndarray
+    density: np.ndarray
+    score: float
+
+
+def attribute(lm: LM, prompts: Sequence[InstructionPrompt],
+              config: AttributionConfig = AttributionConfig()) -> list[PromptAttribution]:
+    """Step 1 of W1: each prompt's greedy response (``config.max_new_tokens``, the prompt shown
+    as ``config.chat`` says) and the gradient x input of every response token's probability
+    with respect to every prompt token's embedding (BOS excluded), batched over response tokens
+    (``config.chunk`` per backward pass)."""
     if not prompts:
         raise TunescopeError("no instruction prompts given")
     chat = uses_chat(lm, config.chat)
-    prompt_format = "chat" if chat else "raw"
     inputs = [model_input(lm, p, chat) for p in prompts]
     generations = generate_greedy(lm, [p.text for p in inputs], config.max_new_tokens,
                                   config.batch_size, desc=f"{lm.name}: responses")
-    generated_s = time.perf_counter() - start
-    per_prompt, density_rows, level_rows = [], [], []
+    out = []
     with progress(len(prompts), f"{lm.name}: attributions") as bar:
         for prompt, shown, gen in zip(prompts, inputs, generations):
             enc = lm.tokenizer(shown.text, return_offsets_mapping=True)
@@ -129,27 +164,50 @@ def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
             if list(ids) != list(gen.prompt_ids):
                 raise RuntimeError("tokenisation differs between generation and attribution")
             rows = _rows_without_bos(lm, ids)
-            mask = np.array(instruction_mask(shown, offsets), dtype=bool)[rows]
-            raw = gradient_x_input(lm, ids, gen.token_ids, config.chunk).numpy()[rows]
-            lv = score.levels(raw, config.L)
-            # an empty response has no level: every density is 0 and the score 0.0 (the study)
-            norm = score.normalise_density(score.density(score.sparsify(lv, config.b), config.p))
-            value = score.instruction_score(norm, mask)
-            pieces = [lm.tokenizer.decode([t]) for t in ids[rows]]
-            per_prompt.append({
-                "id": prompt.id, "source": prompt.source, "category": prompt.category,
-                "n_prompt_tokens": len(pieces), "n_response_tokens": len(gen.token_ids),
-                "n_instruction_tokens": int(mask.sum()), "instruction_score": value,
-                "empty_response": not gen.token_ids, "prompt_format": prompt_format,
-                "response": gen.text})
-            density_rows += [{"id": prompt.id, "position": j, "token": piece,
-                              "density": float(d), "instruction": bool(m)}
-                             for j, (piece, d, m) in enumerate(zip(pieces, norm, mask))]
-            nz = np.nonzero(lv)
-            level_rows.append(pd.DataFrame({"id": prompt.id, "prompt_position": nz[0],
-                                            "response_position": nz[1],
-                                            "level": lv[nz].astype(np.int8)}))
+            out.append(PromptAttribution(
+                prompt=prompt, shown=shown,
+                tokens=[lm.tokenizer.decode([t]) for t in ids[rows]],
+                instruction=np.array(instruction_mask(shown, offsets), dtype=bool)[rows],
+                raw=gradient_x_input(lm, ids, gen.token_ids, config.chunk).numpy()[rows],
+                response=gen.text, response_ids=list(gen.token_ids)))
             bar.advance()
+    return out
+
+
+def score_prompt(attributed: PromptAttribution,
+                 config: AttributionConfig = AttributionConfig()) -> PromptScore:
+    """Steps 2-3 of W1: integer levels (``config.L``), sparsification (``config.b``), density
+    (``config.p``) normalised per prompt, and the instruction score. An empty response has no
+    level: every density is 0 and the score 0.0 (the study's rule)."""
+    lv = score.levels(attributed.raw, config.L)
+    norm = score.normalise_density(score.density(score.sparsify(lv, config.b), config.p))
+    return PromptScore(lv, norm, score.instruction_score(norm, attributed.instruction))
+
+
+@register("attribution", AttributionConfig, dataset="instructions")
+def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
+                config: AttributionConfig = AttributionConfig()) -> Result:
+    """Gradient attribution from prompt to response, and the instruction score (W1)."""
+    run = AnalysisRun("attribution", lm, config)
+    prompt_format = "chat" if uses_chat(lm, config.chat) else "raw"
+    with run.stage("attribution_s"):
+        attributed = attribute(lm, prompts, config)
+    per_prompt, density_rows, level_rows = [], [], []
+    for a in attributed:
+        s = score_prompt(a, config)
+        per_prompt.append({
+            "id": a.prompt.id, "source": a.prompt.source, "category": a.prompt.category,
+            "n_prompt_tokens": len(a.tokens), "n_response_tokens": len(a.response_ids),
+            "n_instruction_tokens": int(a.instruction.sum()), "instruction_score": s.score,
+            "empty_response": not a.response_ids, "prompt_format": prompt_format,
+            "response": a.response})
+        density_rows += [{"id": a.prompt.id, "position": j, "token": piece,
+                          "density": float(d), "instruction": bool(m)}
+                         for j, (piece, d, m) in enumerate(zip(a.tokens, s.density, a.instruction))]
+        nz = np.nonzero(s.levels)
+        level_rows.append(pd.DataFrame({"id": a.prompt.id, "prompt_position": nz[0],
+                                        "response_position": nz[1],
+                                        "level": s.levels[nz].astype(np.int8)}))
     table = pd.DataFrame(per_prompt)
     by_source = (table.groupby("source", sort=True)["instruction_score"]
                  .agg(mean="mean", std="std", n="count").reset_index())
@@ -160,43 +218,7 @@ def attribution(lm: LM, prompts: Sequence[InstructionPrompt],
     dataset = {"kind": "instructions", "size": len(prompts),
                "sources": sorted({p.source for p in prompts}),
                "fingerprint": fingerprint([[p.id, p.text, list(p.instruction_spans)] for p in prompts])}
-    return Result("attribution",
-                  {"per_prompt": table, "by_source": by_source,
-                   "token_density": pd.DataFrame(density_rows),
-                   "levels": pd.concat(level_rows, ignore_index=True)},
-                  summary, provenance(lm, config, dataset, timings={
-                      "generation_s": generated_s, "analysis_s": time.perf_counter() - start}))
-
-
-def compare_instruction_scores(base: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
-    """Per prompt source (and ``"all"``): mean/std/n of the instruction score of a base and a
-    tuned model (``per_prompt`` tables) and the one-sided Welch t-test base < tuned."""
-    rows = []
-    sources = sorted(set(base["source"]) | set(tuned["source"]))
-    for source in [*sources, "all"]:
-        a = base if source == "all" else base[base["source"] == source]
-        b = tuned if source == "all" else tuned[tuned["source"] == source]
-        x, y = a["instruction_score"].dropna(), b["instruction_score"].dropna()
-        t, p = score.welch_one_sided(x, y, alternative="less")
-        rows.append({"source": source, "base_mean": x.mean(), "base_std": x.std(), "base_n": len(x),
-                     "tuned_mean": y.mean(), "tuned_std": y.std(), "tuned_n": len(y),
-                     "t": t, "p_base_less": p})
-    return pd.DataFrame(rows)
-
-
-def followed_vs_unfollowed(per_prompt: pd.DataFrame, followed: dict[str, bool]) -> pd.DataFrame:
-    """Within one model: instruction scores of responses rated as following the instruction
-    against those that did not (``followed``: prompt id -> bool), per source and ``"all"``,
-    with the one-sided Welch t-test followed > unfollowed."""
-    rated = per_prompt[per_prompt["id"].isin(followed)].assign(
-        followed=lambda d: d["id"].map(followed))
-    rows = []
-    for source in [*sorted(set(rated["source"])), "all"]:
-        sub = rated if source == "all" else rated[rated["source"] == source]
-        f = sub.loc[sub["followed"], "instruction_score"].dropna()
-        u = sub.loc[~sub["followed"], "instruction_score"].dropna()
-        t, p = score.welch_one_sided(f, u, alternative="greater")
-        rows.append({"source": source, "followed_mean": f.mean(), "followed_n": len(f),
-                     "unfollowed_mean": u.mean(), "unfollowed_n": len(u), "t": t,
-                     "p_followed_greater": p})
-    return pd.DataFrame(rows)
+    return run.result({"per_prompt": table, "by_source": by_source,
+                       "token_density": pd.DataFrame(density_rows),
+                       "levels": pd.concat(level_rows, ignore_index=True)},
+                      summary, dataset)

@@ -1,4 +1,4 @@
-"""ffn_concepts (METHODS.md W3, after Wu et al. 2024): feed-forward layers read as concepts.
+"""ffn_concepts (docs/methods.md#w3, after Wu et al. 2024): feed-forward layers read as concepts.
 
 Per layer, the MLP down-projection W is read as [neurons, d_model] (row i: what neuron i writes
 into the residual stream) through :meth:`~tunescope.models.anatomy.Anatomy.mlp_down_weight`,
@@ -9,13 +9,13 @@ principal components are the rows of ``Vh`` (unit vectors in the residual basis)
 component's explained-variance share is ``S^2 / sum(S^2)``. Component c is described by the
 vocabulary words whose unembedding vectors (mean over the word's tokens, :func:`word_vectors`)
 have the largest |cos| with c; the signed cosine is kept. A labeller
-(:mod:`tunescope.analyses.concept_labels`) may then name each of the top ``rank`` components
+(:mod:`tunescope.labels.concept_labels`) may then name each of the top ``rank`` components
 with a user task and a linguistic level.
 
 Singular vectors are defined up to sign; each component is flipped so that its largest-magnitude
 coordinate is positive, which makes the signs of the cosines reproducible.
 
-Beyond the study, :func:`layer_principal_angles` compares the component subspaces of two models
+Beyond the study, :func:`tunescope.compare.ffn_concepts.layer_principal_angles` compares the component subspaces of two models
 of the same architecture (principal angles, in degrees).
 """
 
@@ -30,19 +30,20 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tunescope.analyses.helpers.word_vectors import unit_rows, word_vectors
 from tunescope.analyses.registry import register
-from tunescope.analyses.word_vectors import unit_rows, word_vectors
-from tunescope.engine.progress import progress
+from tunescope.analyses.skeleton import AnalysisRun
+from tunescope.common.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
-from tunescope.result import Result, fingerprint, provenance
+from tunescope.result import Result, fingerprint
 
 
 @dataclass(frozen=True)
 class FFNConceptsConfig:
     """W3 settings: ``rank`` components described (and labelled) per layer; ``top_words`` words
     per component; ``layers``: None for all; ``labeller``: ``"offline"`` (the rule-based
-    :class:`~tunescope.analyses.offline_labeller.OfflineLabeller`) or ``"none"`` (an LLM labeller
+    :class:`~tunescope.labels.offline_labeller.OfflineLabeller`) or ``"none"`` (an LLM labeller
     is passed to :func:`ffn_concepts` as an object); ``runs``: labelling runs per component
     (the study's 5; the offline labeller gives the same label in every run); ``keep_vectors``:
     the first n components of each layer kept as vectors (table ``vectors``), so that a
@@ -217,69 +218,18 @@ def component_top_words(components: torch.Tensor, word_unit: torch.Tensor, k: in
     return CosineTopWords(word_unit)(components, k)
 
 
-def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Principal angles (degrees, ascending) between the row spaces of ``a`` [k1, d] and
-    ``b`` [k2, d]; min(k1, k2) angles (0: shared direction, 90: orthogonal).
-
-    Orthonormal bases Qa, Qb by QR; the cosines are the singular values of Qa^T Qb. Small
-    angles are taken from the sines (singular values of Qb - Qa Qa^T Qb), which are accurate
-    where arccos is not (the method of Knyazev & Argentati, as in scipy's subspace_angles).
-    Computed in float64."""
-    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
-        raise TunescopeError(f"principal angles need [k, d] matrices of equal d, got "
-                             f"{tuple(a.shape)} and {tuple(b.shape)}")
-    qa = torch.linalg.qr(a.detach().double().cpu().T).Q                       # [d, k1]
-    qb = torch.linalg.qr(b.detach().double().cpu().T).Q                       # [d, k2]
-    if qa.shape[1] < qb.shape[1]:
-        qa, qb = qb, qa
-    cross = qa.T @ qb                                                          # [k1, k2], k1 >= k2
-    cos = torch.linalg.svdvals(cross).clamp(0.0, 1.0)                          # descending
-    sin = torch.linalg.svdvals(qb - qa @ cross).clamp(0.0, 1.0).flip(0)        # ascending
-    angles = torch.where(cos.pow(2) < 0.5, torch.arccos(cos), torch.arcsin(sin))
-    return torch.rad2deg(angles).sort().values
-
-
-def _check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
+def check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
     out = list(range(n_layers)) if layers is None else [int(layer) for layer in layers]
     if any(not 0 <= layer < n_layers for layer in out):
         raise TunescopeError(f"layers must lie in 0..{n_layers - 1}, got {out}")
     return out
 
 
-def layer_principal_angles(base_lm: LM, tuned_lm: LM, layers: Sequence[int] | None = None,
-                           k: int = 300) -> pd.DataFrame:
-    """Principal angles between the top-``k`` component subspaces of each layer of two models
-    of the same architecture (a base model and its tuned variant), both read with the
-    post-MLP norm gain folded in (as :func:`ffn_concepts`).
-
-    Returns a tidy table (layer, index (1 = smallest angle), angle_degrees). Raises
-    :class:`TunescopeError` when the residual widths differ (the components then live in
-    different spaces) or a layer is missing in either model."""
-    a, b = base_lm.anatomy, tuned_lm.anatomy
-    if a.d_model != b.d_model:
-        raise TunescopeError(
-            f"principal angles need models of the same architecture: d_model {a.d_model} "
-            f"({base_lm.name}) differs from {b.d_model} ({tuned_lm.name})")
-    if layers is None and a.n_layers != b.n_layers:
-        raise TunescopeError(f"{base_lm.name} has {a.n_layers} layers, {tuned_lm.name} "
-                             f"{b.n_layers}: principal angles need the same depth")
-    layers = _check_layers(layers, min(a.n_layers, b.n_layers))
-    rows = []
-    with torch.no_grad():
-        for layer in layers:
-            ca, _ = layer_components(a.mlp_down_weight(layer))
-            cb, _ = layer_components(b.mlp_down_weight(layer))
-            angles = principal_angles(ca[:k], cb[:k]).numpy()
-            rows.append(pd.DataFrame({"layer": layer, "index": np.arange(1, len(angles) + 1),
-                                      "angle_degrees": angles}))
-    return pd.concat(rows, ignore_index=True)
-
-
 def _make_labeller(name: str):
     if name == "none":
         return None
     if name == "offline":
-        from tunescope.analyses.offline_labeller import OfflineLabeller
+        from tunescope.labels.offline_labeller import OfflineLabeller
         return OfflineLabeller()
     raise TunescopeError(f"unknown labeller '{name}'; choose 'offline' or 'none' "
                          "(pass an LLMLabeller object for an LLM)")
@@ -292,7 +242,7 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
 
     ``words``: the vocabulary that describes components (e.g. frequent English words).
     ``labeller``: an object with ``label(components, runs) -> list[list[ConceptLabel]]``
-    (e.g. an :class:`~tunescope.analyses.concept_labels.LLMLabeller`); overrides
+    (e.g. an :class:`~tunescope.labels.concept_labels.LLMLabeller`); overrides
     ``config.labeller``.
 
     Tables: ``components`` (layer, component, explained_variance, cumulative; every component),
@@ -300,7 +250,7 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
     with a labeller ``labels`` (layer, component, run, category, level, description), and with
     ``config.keep_vectors`` ``vectors`` (layer, component, vector: float32 [d_model]).
     """
-    start = time.perf_counter()
+    run = AnalysisRun("ffn_concepts", lm, config)
     words = list(dict.fromkeys(words))
     if not words:
         raise TunescopeError("ffn_concepts needs a non-empty vocabulary")
@@ -308,7 +258,7 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
         raise TunescopeError("rank, top_words and runs must be positive")
     if config.keep_vectors < 0:
         raise TunescopeError("keep_vectors must be 0 or positive")
-    layers = _check_layers(config.layers, lm.anatomy.n_layers)
+    layers = check_layers(config.layers, lm.anatomy.n_layers)
     if labeller is None:
         labeller = _make_labeller(config.labeller)
     decompositions, kept = [], []
@@ -367,6 +317,4 @@ def ffn_concepts(lm: LM, words: Sequence[str], config: FFNConceptsConfig = FFNCo
         summary["category_shares"] = table["category"].value_counts(normalize=True).to_dict()
         summary["level_shares"] = table["level"].value_counts(normalize=True).to_dict()
     dataset = {"kind": "vocabulary", "size": len(words), "fingerprint": fingerprint(words)}
-    return Result("ffn_concepts", tables, summary,
-                  provenance(lm, config, dataset,
-                             timings={"analysis_s": time.perf_counter() - start}))
+    return run.result(tables, summary, dataset)

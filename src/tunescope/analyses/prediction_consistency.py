@@ -6,13 +6,12 @@ candidate objects by log-probability (``mode="candidates"``; summed or length-no
 or the object it generates greedily (``mode="greedy"``). The candidates are the relation's full
 object set (all objects of its fact file, :attr:`Relation.objects`), also when only a sample of
 its facts is asked. Consistency is counted over the facts (a subject with two objects is two
-facts). Metrics: see :mod:`tunescope.analyses.consistency_metrics`.
+facts). Metrics: see :mod:`tunescope.analyses.helpers.consistency_metrics`.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,14 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tunescope.analyses import consistency_metrics
+from tunescope.analyses.helpers import consistency_metrics
 from tunescope.analyses.registry import register
+from tunescope.analyses.skeleton import AnalysisRun
 from tunescope.data.types import Relation, Template
 from tunescope.engine.generation import generate_greedy
 from tunescope.engine.scoring import score_continuations
 from tunescope.errors import TunescopeError
 from tunescope.models.lm import LM
-from tunescope.result import Result, fingerprint, provenance
+from tunescope.result import Result, fingerprint
 
 _ANSWER_WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -162,7 +162,7 @@ def prediction_consistency(lm: LM, relations: Sequence[Relation],
                            config: PredictionConsistencyConfig = PredictionConsistencyConfig()
                            ) -> Result:
     """Accuracy and consistency of factual predictions across paraphrased templates (C1)."""
-    start = time.perf_counter()
+    run = AnalysisRun("prediction_consistency", lm, config)
     _check(relations, config)
     table = queries(relations, config.article_filter)
     if table.empty:
@@ -196,7 +196,5 @@ def prediction_consistency(lm: LM, relations: Sequence[Relation],
                "fingerprint": fingerprint([[r.id, [t.pattern for t in r.templates],
                                             [(f.subject, f.object) for f in r.facts],
                                             list(r.objects)] for r in relations])}
-    return Result("prediction_consistency",
-                  {"per_relation": per_relation, "predictions": predictions}, summary,
-                  provenance(lm, config, dataset,
-                             timings={"analysis_s": time.perf_counter() - start}))
+    return run.result({"per_relation": per_relation, "predictions": predictions}, summary,
+                      dataset)

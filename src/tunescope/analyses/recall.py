@@ -1,4 +1,4 @@
-"""Mechanics of factual recall (METHODS.md C4, after Geva et al. 2023): attention knockout,
+"""Mechanics of factual recall (docs/methods.md#c4, after Geva et al. 2023): attention knockout,
 extraction rates and subject enrichment, on queries the model answers correctly.
 
 Layers are blocks 0..n_layers-1. Probabilities are in [0, 1]; relative changes in percent.
@@ -24,7 +24,6 @@ it. Subject enrichment always uses the logit lens (final norm + unembedding).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
@@ -33,16 +32,22 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from tunescope.analyses.recall_examples import RecallExample, examples_table, select_examples
+from tunescope.analyses.helpers.recall_examples import (
+    RecallExample,
+    examples_table,
+    select_examples,
+)
 from tunescope.analyses.registry import register
+from tunescope.analyses.skeleton import AnalysisRun
+from tunescope.common.progress import progress
 from tunescope.data.types import Relation
-from tunescope.engine.batching import left_pad
+from tunescope.engine.batching import BatchSizer, left_pad
 from tunescope.engine.cache import cache_of, select_cache, with_cache
-from tunescope.engine.progress import progress
 from tunescope.errors import TunescopeError
+from tunescope.models.depth import relative_depth
 from tunescope.models.hooks import block_attention, trace
 from tunescope.models.lm import LM
-from tunescope.result import Result, fingerprint, provenance
+from tunescope.result import Result, fingerprint
 
 BLOCK_SETS = ("subject", "non_subject", "last")
 COMPONENTS = ("attn_out", "mlp_out", "resid_post")
@@ -58,14 +63,15 @@ class RecallConfig:
     max_examples / per_relation: how many correctly answered queries to use (in dataset order).
     window: attention knockout blocks ``window`` layers centred on each layer (clipped).
     rows_per_pass: counterfactual rows run in one forward pass (knockout).
-    batch_size: examples per forward pass (extraction, enrichment).
+    batch_size: examples per forward pass (extraction, enrichment); None: the engine's default
+        (16 on CPU, 64 on an accelerator). Both sizes halve on out-of-memory.
     """
 
     max_examples: int = 100
     per_relation: int | None = None
     window: int = 9
     rows_per_pass: int = 128
-    batch_size: int = 16
+    batch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,8 @@ def _target_probs(lm, examples, rows, window, blocked_for) -> np.ndarray:
 def knockout_effects(lm: LM, examples: Sequence[RecallExample], window: int = 9,
                      rows_per_pass: int = 128) -> pd.DataFrame:
     """Relative change (%) of the target's probability for every (example, layer, block set),
-    computed with many counterfactual rows per forward pass."""
+    computed with many counterfactual rows per forward pass (``rows_per_pass``, halved on
+    out-of-memory)."""
     n_layers = lm.anatomy.n_layers
     special = special_ids(lm.tokenizer)
 
@@ -229,10 +236,11 @@ def knockout_effects(lm: LM, examples: Sequence[RecallExample], window: int = 9,
     work_sorted = sorted(range(len(work)), key=lambda i: -len(examples[work[i][0]].input_ids))
     probs = np.empty(len(work))
     with progress(len(work), f"{lm.name}: attention knockout") as bar:
-        for start in range(0, len(work), rows_per_pass):
-            chunk = work_sorted[start:start + rows_per_pass]
+        def run_rows(chunk):
             probs[chunk] = _target_probs(lm, examples, [work[i] for i in chunk], window, keys)
             bar.advance(len(chunk))
+
+        BatchSizer(rows_per_pass).run(work_sorted, run_rows)
     base = probs[:len(clean)]
     knocked = probs[len(clean):]
     table = pd.DataFrame(rows, columns=["example", "layer", "block"])
@@ -252,14 +260,14 @@ def _curves(table: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
 
 
 def _with_relative_depth(table: pd.DataFrame, n_layers: int) -> pd.DataFrame:
-    return table.assign(relative_depth=(table["layer"] + 1) / n_layers)
+    return table.assign(relative_depth=relative_depth(table["layer"].to_numpy(), n_layers))
 
 
 @register("attention_knockout", RecallConfig, dataset="pararel")
 def attention_knockout(lm: LM, relations: Sequence[Relation],
                        config: RecallConfig = RecallConfig()) -> Result:
     """Attention knockout: where does information flow to the last position (C4)?"""
-    start = time.perf_counter()
+    run = AnalysisRun("attention_knockout", lm, config)
     examples, queried = _examples(lm, relations, config)
     effects = knockout_effects(lm, examples, config.window, config.rows_per_pass)
     effects.insert(1, "relation", [examples[e].relation for e in effects["example"]])
@@ -271,29 +279,31 @@ def attention_knockout(lm: LM, relations: Sequence[Relation],
         worst = c.loc[c["mean"].idxmin()]
         summary[f"{block}_strongest_layer"] = int(worst["layer"])
         summary[f"{block}_strongest_change"] = float(worst["mean"])
-    return Result("attention_knockout",
-                  {"curves": curves, "per_example": effects,
-                   "examples": examples_table(lm, examples), "queries": _status_table(queried)},
-                  summary, provenance(lm, config, _dataset(relations, queried),
-                                      timings={"analysis_s": time.perf_counter() - start}))
+    return run.result({"curves": curves, "per_example": effects,
+                       "examples": examples_table(lm, examples), "queries": _status_table(queried)},
+                      summary, _dataset(relations, queried))
 
 
-@torch.inference_mode()
-def _traced_last(lm, examples, points, positions_of, batch_size, desc):
-    """Run examples in batches; yield (example indices, trace) with ``positions_of(example,
-    offset)`` -> list of positions recorded per example."""
-    with progress(len(examples), desc) as bar:
-        for start in range(0, len(examples), batch_size):
-            idx = list(range(start, min(start + batch_size, len(examples))))
-            batch = left_pad([examples[i].input_ids for i in idx], lm.tokenizer.pad_token_id,
-                             lm.device)
-            T = batch.input_ids.shape[1]
-            pos = torch.tensor([positions_of(examples[i], T - len(examples[i].input_ids))
-                                for i in idx], device=lm.device)
+def _traced_last(lm, examples, points, positions_of, run: AnalysisRun, desc, read) -> list:
+    """Run ``examples`` in batches of ``run``'s size (halved on out-of-memory), each with
+    ``positions_of(example, offset)`` -> the positions recorded per example, and return the
+    concatenated ``read(example indices, trace)`` row lists."""
+    def batch_rows(idx):
+        batch = left_pad([examples[i].input_ids for i in idx], lm.tokenizer.pad_token_id,
+                         lm.device)
+        T = batch.input_ids.shape[1]
+        pos = torch.tensor([positions_of(examples[i], T - len(examples[i].input_ids))
+                            for i in idx], device=lm.device)
+        with torch.inference_mode():
             with trace(lm, points=points, positions=pos) as rec:
                 lm.model(**batch.model_inputs(), logits_to_keep=1)
-            yield idx, rec
-            bar.advance(len(idx))
+            rows = read(idx, rec)
+        bar.advance(len(idx))
+        return rows
+
+    with progress(len(examples), desc) as bar:
+        parts = run.batches(list(range(len(examples))), batch_rows)
+    return [row for part in parts for row in part]
 
 
 @register("extraction_rate", ExtractionConfig, dataset="pararel")
@@ -304,12 +314,12 @@ def extraction_rate(lm: LM, relations: Sequence[Relation],
     Each sublayer output at the last position is read as logits under ``config.projection``
     (see the module docstring; a plain :class:`RecallConfig` gets the default, "unembedding").
     """
-    start = time.perf_counter()
     config = extraction_config(config)
+    run = AnalysisRun("extraction_rate", lm, config)
     examples, queried = _examples(lm, relations, config)
-    rows = []
-    for idx, rec in _traced_last(lm, examples, COMPONENTS, lambda e, off: [off + len(e.input_ids) - 1],
-                                 config.batch_size, f"{lm.name}: extraction rates"):
+
+    def read(idx, rec):
+        rows = []
         for component in COMPONENTS:
             for layer in range(lm.anatomy.n_layers):
                 top = project(lm.anatomy, rec[component][layer][:, 0],
@@ -318,6 +328,10 @@ def extraction_rate(lm: LM, relations: Sequence[Relation],
                     rows.append({"example": i, "relation": examples[i].relation, "layer": layer,
                                  "component": component, "top1": int(t),
                                  "extraction": int(t) == examples[i].target})
+        return rows
+
+    rows = _traced_last(lm, examples, COMPONENTS, lambda e, off: [off + len(e.input_ids) - 1],
+                        run, f"{lm.name}: extraction rates", read)
     per_example = (pd.DataFrame(rows).sort_values(["example", "component", "layer"], kind="stable")
                    .reset_index(drop=True))
     rates = (per_example.groupby(["layer", "component"], sort=True)["extraction"]
@@ -329,11 +343,9 @@ def extraction_rate(lm: LM, relations: Sequence[Relation],
         hits = r[r["rate"] >= 0.5]
         summary[f"{component}_first_layer_rate_0.5"] = int(hits["layer"].min()) if len(hits) else None
         summary[f"{component}_max_rate"] = float(r["rate"].max())
-    return Result("extraction_rate",
-                  {"rates": rates, "per_example": per_example,
-                   "examples": examples_table(lm, examples), "queries": _status_table(queried)},
-                  summary, provenance(lm, config, _dataset(relations, queried),
-                                      timings={"analysis_s": time.perf_counter() - start}))
+    return run.result({"rates": rates, "per_example": per_example,
+                       "examples": examples_table(lm, examples), "queries": _status_table(queried)},
+                      summary, _dataset(relations, queried))
 
 
 @register("subject_enrichment", RecallConfig, dataset="pararel")
@@ -341,16 +353,15 @@ def subject_enrichment(lm: LM, relations: Sequence[Relation],
                        config: RecallConfig = RecallConfig()) -> Result:
     """Subject enrichment: logit-lens rank and probability of the answer at the last subject
     token and at the last token, per layer (C4)."""
-    start = time.perf_counter()
+    run = AnalysisRun("subject_enrichment", lm, config)
     examples, queried = _examples(lm, relations, config)
-    rows = []
     where = ("last_subject_token", "last_token")
 
     def positions(e, off):
         return [off + e.subject[1], off + len(e.input_ids) - 1]
 
-    for idx, rec in _traced_last(lm, examples, ("resid_post",), positions, config.batch_size,
-                                 f"{lm.name}: subject enrichment"):
+    def read(idx, rec):
+        rows = []
         targets = torch.tensor([examples[i].target for i in idx], device=lm.device)
         for layer in range(lm.anatomy.n_layers):
             logits = lm.anatomy.logits(rec["resid_post"][layer]).float()   # [B, 2, vocab]
@@ -362,6 +373,10 @@ def subject_enrichment(lm: LM, relations: Sequence[Relation],
                     rows.append({"example": i, "relation": examples[i].relation, "layer": layer,
                                  "position": name, "rank": int(rank[b, p]),
                                  "probability": float(prob[b, p])})
+        return rows
+
+    rows = _traced_last(lm, examples, ("resid_post",), positions, run,
+                        f"{lm.name}: subject enrichment", read)
     per_example = (pd.DataFrame(rows).sort_values(["example", "position", "layer"], kind="stable")
                    .reset_index(drop=True))
     curves = (per_example.groupby(["layer", "position"], sort=True)
@@ -375,8 +390,6 @@ def subject_enrichment(lm: LM, relations: Sequence[Relation],
         c = curves[curves["position"] == name]
         summary[f"{name}_best_median_rank"] = float(c["median_rank"].min())
         summary[f"{name}_best_layer"] = int(c.loc[c["median_rank"].idxmin(), "layer"])
-    return Result("subject_enrichment",
-                  {"curves": curves, "per_example": per_example,
-                   "examples": examples_table(lm, examples), "queries": _status_table(queried)},
-                  summary, provenance(lm, config, _dataset(relations, queried),
-                                      timings={"analysis_s": time.perf_counter() - start}))
+    return run.result({"curves": curves, "per_example": per_example,
+                       "examples": examples_table(lm, examples), "queries": _status_table(queried)},
+                      summary, _dataset(relations, queried))

@@ -31,7 +31,7 @@ class Analysis:
     description: str
 
     def make_config(self, **overrides):
-        """The config with its defaults (from METHODS.md) and ``overrides``; unknown keys are an
+        """The config with its defaults (docs/methods.md) and ``overrides``; unknown keys are an
         error that names the valid ones."""
         known = {f.name for f in dataclasses.fields(self.config)}
         unknown = set(overrides) - known

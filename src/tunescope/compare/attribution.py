@@ -1,6 +1,6 @@
 """attribution (W1): the instruction score per prompt source (and over all prompts), tuned -
 base, with the study's one-sided Welch t-test base < tuned
-(:func:`tunescope.analyses.attribution.compare_instruction_scores`).
+(:func:`compare_instruction_scores`).
 
 The interval is a bootstrap of the difference of mean scores that resamples each model's
 prompts independently, the same independence the Welch test assumes (unpaired, even though the
@@ -12,11 +12,12 @@ there were.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from tunescope.analyses.attribution import compare_instruction_scores
-from tunescope.compare.bootstrap import mean_parts, percentile_ci, ratio
 from tunescope.compare.registry import comparer
 from tunescope.compare.table import key, need, row
+from tunescope.stats.bootstrap import mean_parts, percentile_ci, ratio
+from tunescope.stats.welch import welch_one_sided
 
 
 def _rows(per_prompt, source: str):
@@ -65,3 +66,37 @@ def compare_attribution(base, tuned, resampler) -> list[dict]:
                         statistic=t.t, p_value=t.p_base_less, n_base=t.base_n,
                         n_tuned=t.tuned_n, note="; ".join(notes)))
     return rows
+
+
+def compare_instruction_scores(base: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
+    """Per prompt source (and ``"all"``): mean/std/n of the instruction score of a base and a
+    tuned model (``per_prompt`` tables) and the one-sided Welch t-test base < tuned."""
+    rows = []
+    sources = sorted(set(base["source"]) | set(tuned["source"]))
+    for source in [*sources, "all"]:
+        a = base if source == "all" else base[base["source"] == source]
+        b = tuned if source == "all" else tuned[tuned["source"] == source]
+        x, y = a["instruction_score"].dropna(), b["instruction_score"].dropna()
+        t, p = welch_one_sided(x, y, alternative="less")
+        rows.append({"source": source, "base_mean": x.mean(), "base_std": x.std(), "base_n": len(x),
+                     "tuned_mean": y.mean(), "tuned_std": y.std(), "tuned_n": len(y),
+                     "t": t, "p_base_less": p})
+    return pd.DataFrame(rows)
+
+
+def followed_vs_unfollowed(per_prompt: pd.DataFrame, followed: dict[str, bool]) -> pd.DataFrame:
+    """Within one model: instruction scores of responses rated as following the instruction
+    against those that did not (``followed``: prompt id -> bool), per source and ``"all"``,
+    with the one-sided Welch t-test followed > unfollowed."""
+    rated = per_prompt[per_prompt["id"].isin(followed)].assign(
+        followed=lambda d: d["id"].map(followed))
+    rows = []
+    for source in [*sorted(set(rated["source"])), "all"]:
+        sub = rated if source == "all" else rated[rated["source"] == source]
+        f = sub.loc[sub["followed"], "instruction_score"].dropna()
+        u = sub.loc[~sub["followed"], "instruction_score"].dropna()
+        t, p = welch_one_sided(f, u, alternative="greater")
+        rows.append({"source": source, "followed_mean": f.mean(), "followed_n": len(f),
+                     "unfollowed_mean": u.mean(), "unfollowed_n": len(u), "t": t,
+                     "p_followed_greater": p})
+    return pd.DataFrame(rows)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tunescope.compare.bootstrap import Resampler
 from tunescope.compare.registry import COMPARERS
 from tunescope.compare.table import COLUMNS, frame, join_notes, same_dataset
 from tunescope.errors import TunescopeError
 from tunescope.result import Result
+from tunescope.stats.bootstrap import Resampler
 
 UNCOMPARED_SETTINGS = frozenset({"batch_size", "rows_per_pass", "chunk"})
 """Config fields that change speed or memory only, never the numbers."""

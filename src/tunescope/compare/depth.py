@@ -1,4 +1,6 @@
-"""A common relative-depth grid for models of different depth.
+"""Depth across models: a common relative-depth grid, and the groups of blocks.
+
+Relative depth itself is defined once, in :mod:`tunescope.models.depth`.
 
 Per-layer comparisons are made at the BASE model's layers: the tuned model's curve (a
 statistic per layer, or each bootstrap replicate of it) is interpolated linearly in relative
@@ -43,3 +45,15 @@ def same_grid(source, target) -> bool:
     """True when the two depth grids are equal (no interpolation happens)."""
     source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
     return source.shape == target.shape and bool(np.allclose(source, target, rtol=0, atol=1e-12))
+
+
+N_GROUPS = 4
+"""The number of depth groups of the W2 verb-share table and the W3 rotation statistics."""
+
+
+def depth_group(layer, n_layers: int, n_groups: int = N_GROUPS):
+    """Group index 0..n_groups-1 of block ``layer`` (scalar or array): the blocks cut into
+    ``n_groups`` consecutive runs of nearly equal size, ``floor(layer * n_groups / n_layers)``
+    in integer arithmetic (the group whose interval ``[g / G, (g + 1) / G)`` holds the block's
+    input depth ``layer / n_layers``)."""
+    return np.minimum((np.asarray(layer) * n_groups) // n_layers, n_groups - 1)

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from tunescope.analyses.recall import LEGACY_PROJECTION
-from tunescope.compare.bootstrap import mean_parts, observed, ratio
 from tunescope.compare.depth import same_grid, to_grid
 from tunescope.compare.registry import comparer
 from tunescope.compare.table import bootstrap_rows, join_notes, key, need
+from tunescope.stats.bootstrap import mean_parts, observed, ratio
 
 INTERPOLATED = "tuned interpolated onto the base's relative depths"
 

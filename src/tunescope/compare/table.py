@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tunescope.compare.bootstrap import bootstrap_p, percentile_ci
 from tunescope.errors import TunescopeError
+from tunescope.stats.bootstrap import bootstrap_p, percentile_ci
 
 COLUMNS = ["analysis", "metric", "key", "depth", "base", "tuned", "difference", "ci_low",
            "ci_high", "test", "statistic", "p_value", "n_base", "n_tuned", "note"]

@@ -13,7 +13,11 @@ from collections import Counter
 from pathlib import Path
 
 from tunescope.data.files import display_path, shown
-from tunescope.data.instructions import load_annotations, load_instruction_jsonl, read_wu2024
+from tunescope.data.instructions import (
+    load_annotations,
+    load_instruction_jsonl,
+    read_wu2024,
+)
 from tunescope.data.pairs import load_pairs
 from tunescope.data.pararel import load_pararel
 from tunescope.data.sft import load_sft

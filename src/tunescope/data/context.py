@@ -1,7 +1,7 @@
 """Inputs longer than a model's context, found before any model runs.
 
 :func:`check_context` takes a study's dataset of one kind (as
-:func:`tunescope.study.datasets.build` makes it), a Hugging Face tokenizer and the model's
+:func:`tunescope.study.dataset_entries.build` makes it), a Hugging Face tokenizer and the model's
 context length (:func:`tunescope.models.lm.context_length`), and raises a
 :class:`~tunescope.errors.ContextLengthError` (a :class:`~tunescope.errors.DataError`) naming
 the file, line and field of the first input longer than the context, its length in tokens and
@@ -44,6 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunescope.data.files import display_path, read_text, shown, text_lines
+from tunescope.data.instructions import builtin_instructions_path, numbered_instructions
+from tunescope.data.pairs import builtin_pairs_path, numbered_pairs
+from tunescope.data.pararel import builtin_pararel_path, relation_lines
+from tunescope.data.tasks import builtin_task_path, numbered_examples
+from tunescope.data.vocabulary import numbered_words
 from tunescope.errors import ContextLengthError, DataError
 
 EXPANSION = 11
@@ -185,16 +190,12 @@ def _first_line(numbered, wanted: Callable) -> int:
 
 def _builtin_path(kind: str) -> Path | None:
     if kind == "pairs":
-        from tunescope.data.pairs import builtin_pairs_path
         return builtin_pairs_path()
     if kind == "task":
-        from tunescope.data.tasks import builtin_task_path
         return builtin_task_path()
     if kind == "instructions":
-        from tunescope.data.instructions import builtin_instructions_path
         return builtin_instructions_path()
     if kind == "pararel":
-        from tunescope.data.pararel import builtin_pararel_path
         return builtin_pararel_path()
     return None
 
@@ -216,7 +217,6 @@ def _described(kind: str, dataset, key: tuple, source) -> Origin:
 
 
 def _pararel_origin(relations, key: tuple, source) -> Origin:
-    from tunescope.data.pararel import relation_lines
 
     relation = relations[key[0]]
     root = _file("pararel", source)
@@ -231,7 +231,6 @@ def _pararel_origin(relations, key: tuple, source) -> Origin:
 
 
 def _pairs_origin(pairs, key: tuple, source) -> Origin:
-    from tunescope.data.pairs import numbered_pairs
 
     path = _file("pairs", source)
     try:
@@ -242,7 +241,6 @@ def _pairs_origin(pairs, key: tuple, source) -> Origin:
 
 
 def _task_origin(task, key: tuple, source) -> Origin:
-    from tunescope.data.tasks import numbered_examples
 
     path = _file("task", source)
     wanted = task.examples[key[0]].id
@@ -251,7 +249,6 @@ def _task_origin(task, key: tuple, source) -> Origin:
 
 
 def _instruction_origin(prompts, key: tuple, source) -> Origin:
-    from tunescope.data.instructions import numbered_instructions
 
     path = _file("instructions", source)
     wanted = prompts[key[0]].id
@@ -268,7 +265,6 @@ def _prompt_origin(prompts, key: tuple, source) -> Origin:
 
 
 def _vocabulary_origin(words, key: tuple, source) -> Origin:
-    from tunescope.data.vocabulary import numbered_words
 
     if source in BUILTIN_SOURCES:
         return _described("vocabulary", words, key, source)

@@ -68,19 +68,15 @@ def recording() -> Iterator[list[tuple[Path, bytes]]]:
         _RECORDERS.remove(reads)
 
 
-def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, bytes]:
-    """(path, contents) of a file; DataError for a missing, unreadable or invalid path.
-
-    ``what`` names the expected kind of file (with its article) in the message for a
-    directory, e.g. ``"an .npz archive"``.
-    """
-    p = Path(path)
-    where = display_path(p)
+@contextmanager
+def file_errors(path: str | os.PathLike, what: str = "a file") -> Iterator[None]:
+    """Turn the OS errors of opening or reading ``path`` inside the block into one-line
+    DataErrors naming the path (missing, a directory, a parent that is not a directory,
+    permission, other OS errors, an invalid path). ``what`` names the expected kind of file
+    (with its article) in the message for a directory, e.g. ``"an .npz archive"``."""
+    where = display_path(Path(path))
     try:
-        data = p.read_bytes()
-        for reads in _RECORDERS:
-            reads.append((p, data))
-        return p, data
+        yield
     except FileNotFoundError:
         raise DataError("no such file", path=where) from None
     except IsADirectoryError:
@@ -93,6 +89,34 @@ def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, byt
         raise DataError(f"cannot read file: {one_line(e.strerror or e)}", path=where) from None
     except ValueError as e:  # e.g. a NUL byte in the path
         raise DataError(f"invalid path ({one_line(e)})", path=where) from None
+
+
+def read_bytes(path: str | os.PathLike, what: str = "a file") -> tuple[Path, bytes]:
+    """(path, contents) of a file; DataError for a missing, unreadable or invalid path
+    (:func:`file_errors`)."""
+    p = Path(path)
+    with file_errors(p, what):
+        data = p.read_bytes()
+    for reads in _RECORDERS:
+        reads.append((p, data))
+    return p, data
+
+
+def format_document(path: Path, what: str, format: str) -> dict | None:
+    """The JSON object in ``path`` whose ``"format"`` is ``format`` (a file tunescope wrote:
+    ``what`` names it in errors, e.g. ``"tuning recipe"``), or None when there is no such file;
+    a one-line DataError for an unreadable file, invalid JSON or another format."""
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read the {what}: {e}", path=str(path)) from None
+    found = stored.get("format") if isinstance(stored, dict) else None
+    if found != format:
+        raise DataError(f"not a tunescope {what} (format {found!r}; {format!r} expected)",
+                        path=str(path))
+    return stored
 
 
 _OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32-LE"), (codecs.BOM_UTF32_BE, "UTF-32-BE"),

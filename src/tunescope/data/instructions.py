@@ -27,8 +27,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from tunescope.data.files import (display_path, json_objects, listed, one_line, read_text,
-                                  shown)
+from tunescope.data.files import (
+    display_path,
+    json_objects,
+    listed,
+    one_line,
+    read_text,
+    shown,
+)
 from tunescope.data.types import InstructionPrompt
 from tunescope.errors import DataError, TunescopeError
 

@@ -21,14 +21,14 @@ import functools
 import importlib
 import os
 import random
-from importlib import resources
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from tunescope.data.types import Fact, ParaphrasePair, Relation
 from tunescope.data.files import csv_rows, display_path, json_objects, read_text, shown
+from tunescope.data.types import Fact, ParaphrasePair, Relation
 from tunescope.errors import DataError, HubUnavailableError, TunescopeError
 
 _COLUMNS = (("a", "b"), ("sentence1", "sentence2"))
@@ -187,7 +187,7 @@ def _partner(rng: np.random.Generator, facts: Sequence[Fact], f: Fact) -> Fact |
 
 def pararel_pairs(relations: Sequence[Relation], max_pairs: int | None = None,
                   seed: int = 0) -> list[ParaphrasePair]:
-    """Matched paraphrase pairs from ParaRel relations (METHODS.md C2), ``source="pararel"``.
+    """Matched paraphrase pairs from ParaRel relations (docs/methods.md#c2), ``source="pararel"``.
 
     For a fact f (subject and object) of a relation and two of its templates i < j (in the
     relation's template order):

@@ -28,9 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tunescope.data.files import (
+    display_path,
+    json_objects,
+    json_value,
+    one_line,
+    read_text,
+    shown,
+)
 from tunescope.data.types import Fact, Relation, Template, template_problem
-from tunescope.data.files import (display_path, json_objects, json_value, one_line, read_text,
-                                  shown)
 from tunescope.errors import DataError, OutputError, TunescopeError
 
 DEFAULT_URL = "https://raw.githubusercontent.com/yanaiela/pararel/main/"

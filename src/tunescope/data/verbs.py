@@ -24,7 +24,8 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from tunescope.atomic import write_atomic
+from tunescope.common.atomic import write_atomic
+from tunescope.common.paths import cache_dir
 from tunescope.errors import TunescopeError
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
@@ -34,7 +35,7 @@ INSTRUCTION_VERBS: tuple[str, ...] = (
     "interpret", "solve", "follow", "clarify", "say", "help", "act", "recommend", "estimate",
     "edit", "format", "repeat", "evaluate",
 )
-"""The 38 instruction verbs of Wu et al. (METHODS.md W2), in the study's order."""
+"""The 38 instruction verbs of Wu et al. (docs/methods.md#w2), in the study's order."""
 
 _STOPWORD_TEXT = """
 a about above after again against all almost along already also although always am among an
@@ -95,7 +96,6 @@ def _cache_file(n: int):
     by everything the list depends on: the rule's settings and the lexicons' versions."""
     from importlib.metadata import version
 
-    from tunescope.models.bundled import cache_dir
 
     rule = repr((MIN_VERBAL_RATIO, sorted(STOPWORDS), INSTRUCTION_VERBS, _RULE_VERSION))
     key = hashlib.sha256(f"{rule} wordfreq {version('wordfreq')} lemminflect "

@@ -24,8 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tunescope.data.files import (display_path, json_objects, listed, one_line, read_bytes,
-                                  read_text, shown)
+from tunescope.data.files import (
+    display_path,
+    json_objects,
+    listed,
+    one_line,
+    read_bytes,
+    read_text,
+    shown,
+)
 from tunescope.data.types import InstructionPrompt
 from tunescope.errors import DataError
 

@@ -6,9 +6,14 @@ from collections.abc import Sequence
 
 import torch
 
-from tunescope.engine.batching import (BatchSizer, default_batch_size, encode, left_pad,
-                                       length_buckets)
-from tunescope.engine.progress import progress
+from tunescope.common.progress import progress
+from tunescope.engine.batching import (
+    BatchSizer,
+    default_batch_size,
+    encode,
+    left_pad,
+    length_buckets,
+)
 from tunescope.models.lm import LM
 
 

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 
 import torch
 
-from tunescope.engine.batching import (BatchSizer, default_batch_size, encode, left_pad,
-                                       length_buckets)
-from tunescope.engine.progress import progress
+from tunescope.common.progress import progress
+from tunescope.engine.batching import (
+    BatchSizer,
+    default_batch_size,
+    encode,
+    left_pad,
+    length_buckets,
+)
 from tunescope.models.lm import LM
 
 

@@ -23,8 +23,13 @@ from collections.abc import Sequence
 
 import torch
 
-from tunescope.engine.batching import BatchSizer, default_batch_size, left_pad, length_buckets
-from tunescope.engine.progress import progress
+from tunescope.common.progress import progress
+from tunescope.engine.batching import (
+    BatchSizer,
+    default_batch_size,
+    left_pad,
+    length_buckets,
+)
 from tunescope.errors import TunescopeError
 from tunescope.models.hooks import trace
 from tunescope.models.lm import LM

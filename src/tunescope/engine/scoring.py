@@ -12,10 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tunescope.common.progress import progress
+from tunescope.engine.batching import (
+    BatchSizer,
+    default_batch_size,
+    encode,
+    left_pad,
+    length_buckets,
+)
 from tunescope.engine.cache import cache_of, select_cache, with_cache
-from tunescope.engine.batching import (BatchSizer, default_batch_size, encode, left_pad,
-                                       length_buckets)
-from tunescope.engine.progress import progress
 from tunescope.models.lm import LM
 
 LOGIT_BUDGET = 1 << 25

@@ -228,7 +228,7 @@ class Anatomy:
     def mlp_down_weight(self, layer: int, fold_norm: bool = True) -> torch.Tensor:
         """Down-projection weight as [d_mlp (neurons), d_model]: row i is what neuron i writes.
 
-        With ``fold_norm`` (default; METHODS.md W3), the elementwise gain of a norm between the
+        With ``fold_norm`` (default; docs/methods.md#w3), the elementwise gain of a norm between the
         down projection and the residual stream is folded into the d_model axis: Gemma 2/3
         normalise the MLP output with ``post_feedforward_layernorm`` before adding it, so
         ``W[i, j] * gain[j]``. Only the gain is folded: that norm also divides each token's
@@ -245,7 +245,7 @@ class Anatomy:
     def head_weights(self, layer: int, fold_norms: bool = True) -> HeadWeights:
         """Per-head W_Q, W_K, W_V, W_O of block ``layer`` (see :class:`HeadWeights`).
 
-        With ``fold_norms`` (default; METHODS.md W2), the elementwise gains of Gemma 3's
+        With ``fold_norms`` (default; docs/methods.md#w2), the elementwise gains of Gemma 3's
         per-head ``q_norm``/``k_norm`` (RMSNorm over d_head of each projected query/key,
         multiplying by ``1 + weight``) are folded into the d_head columns of every head's W_Q
         and W_K: ``W_Q[h][:, i] * q_gain[i]``. Only the gain is folded: the normalisation itself

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from tunescope.atomic import make_temp_dir, temp_prefix, write_atomic
+from tunescope.common.atomic import make_temp_dir, temp_prefix, write_atomic
+from tunescope.common.paths import cache_dir
 from tunescope.errors import ModelFileError, ModelNotFoundError, TunescopeError
 
 MARKER = "tunescope-model.json"
@@ -93,11 +93,6 @@ TUNED: dict[str, TunedBundledModel] = {m.name: m for m in [
                     "(LoRA r=8, recipe shipped with the adapter)"),
 ]}
 BUNDLED.update(TUNED)
-
-
-def cache_dir() -> Path:
-    """Where tunescope caches prepared models and datasets (``$TUNESCOPE_CACHE`` overrides)."""
-    return Path(os.environ.get("TUNESCOPE_CACHE") or Path.home() / ".cache" / "tunescope")
 
 
 def model_dir(name: str) -> Path:

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import torch
 
-from tunescope import collector
-from tunescope.errors import (HubUnavailableError, ModelFileError, ModelNotFoundError,
-                              TunescopeError, UnsupportedArchitectureError)
+from tunescope.common import gc_pause
+from tunescope.errors import (
+    HubUnavailableError,
+    ModelFileError,
+    ModelNotFoundError,
+    TunescopeError,
+    UnsupportedArchitectureError,
+)
 from tunescope.models import bundled
 from tunescope.models.anatomy import check_supported
 from tunescope.models.lm import LM
@@ -59,7 +64,7 @@ def load(spec: str | os.PathLike, dtype=None, device: str | None = None,
     dtype = _dtype(dtype) or default_dtype("cuda" if device == "auto" else device)
     kwargs = dict(dtype=dtype, attn_implementation=attn_implementation,
                   trust_remote_code=trust_remote_code)
-    with collector.paused():     # a tokenizer's vocabulary parsed into Python objects
+    with gc_pause.paused():     # a tokenizer's vocabulary parsed into Python objects
         return _load(name, device, dtype, revision, kwargs)
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from tunescope.atomic import make_temp_file
+from tunescope.common.atomic import make_temp_file
 from tunescope.errors import OutputError
 from tunescope.report import figures
 from tunescope.report.markup import esc, heading, key_value_table, note, table
 from tunescope.report.sections import Context, anchor, render_section
-from tunescope.report.variants import ANCHOR as VARIANTS, variants_section
+from tunescope.report.variants import ANCHOR as VARIANTS
+from tunescope.report.variants import variants_section
 from tunescope.result import Result
 
 MODEL_COLUMNS = ("key", "role", "name", "family", "source", "dtype", "chat template", "layers",

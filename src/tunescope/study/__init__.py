@@ -6,12 +6,12 @@
     run = study.run("runs/x")          # run.report: runs/x/report.html
 
 Pieces: :mod:`~tunescope.study.spec` (resolve and fingerprint a spec),
-:mod:`~tunescope.study.store` (the run directory), :mod:`~tunescope.study.local` and
-:mod:`~tunescope.study.ray_executor` (executors), :mod:`~tunescope.study.default` (the default
+:mod:`~tunescope.study.store` (the run directory), :mod:`~tunescope.study.local_executor` and
+:mod:`~tunescope.study.ray_executor` (executors), :mod:`~tunescope.study.default_study` (the default
 study).
 """
 
-from tunescope.study.analyses import GROUPS
+from tunescope.study.analysis_entries import GROUPS
 from tunescope.study.runner import Study, StudyRun, rebuild_report
 from tunescope.study.spec import StudySpec, from_yaml, resolve
 

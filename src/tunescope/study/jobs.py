@@ -67,10 +67,10 @@ def dataset_kinds(jobs: list[Job]) -> list[str]:
 
 def load_model(spec: StudySpec, key: str):
     """``tunescope.load`` the model ``key`` with its device, dtype and revision."""
-    import tunescope
+    from tunescope.models import loading
 
     m = spec.model(key)
-    return tunescope.load(m.spec, dtype=m.dtype, device=m.device, revision=m.revision,
+    return loading.load(m.spec, dtype=m.dtype, device=m.device, revision=m.revision,
                           trust_remote_code=m.trust_remote_code)
 
 

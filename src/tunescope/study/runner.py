@@ -12,15 +12,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunescope.engine.progress import progress
+from tunescope.common.lock import run_lock
+from tunescope.common.progress import progress
 from tunescope.errors import TunescopeError
 from tunescope.result import Result
-from tunescope.study import datasets as datasets_mod
-from tunescope.study.checks import check_contexts
+from tunescope.study import dataset_entries as datasets_mod
+from tunescope.study.context_checks import check_contexts
+from tunescope.study.default_study import default_raw
 from tunescope.study.jobs import Job, dataset_kinds, plan, record
-from tunescope.study.lock import run_lock
 from tunescope.study.spec import StudySpec, read_yaml, resolve, set_value
 from tunescope.study.store import RunStore
+from tunescope.study.yaml_source import Source
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Study:
     :meth:`from_yaml` and :meth:`default` build the same from a file or the default study.
     ``analyses``: names or groups (``consistency``, ``recall``, ``attribution``, ``heads``,
     ``concepts``), or a mapping name -> config overrides; ``datasets``: kind -> source and
-    limits (see :mod:`tunescope.study.datasets`)."""
+    limits (see :mod:`tunescope.study.dataset_entries`)."""
 
     def __init__(self, base=None, tuned=(), analyses=None, datasets=None, seed: int = 0,
                  device: str | None = None, dtype: str | None = None, *,
@@ -96,14 +98,41 @@ class Study:
     @classmethod
     def default(cls, overrides: list[str] = ()) -> Study:
         """The default study: the two bundled models, every analysis at reduced sizes."""
-        from tunescope.study.default import default_raw
         raw, source = default_raw()
+        for assignment in overrides:
+            raw = set_value(raw, assignment)
+        return cls(spec=resolve(raw, source))
+
+    @classmethod
+    def from_command(cls, study_file=None, options: dict | None = None,
+                     overrides: list[str] = ()) -> Study:
+        """The study of a ``tunescope run`` command line: the YAML file ``study_file``, else the
+        flags alone when they name a base model, else the default study; then the flags in
+        ``options`` (the YAML's top-level keys, e.g. ``{"base": ..., "tuned": [...], "out":
+        ...}``; None values are left out) over it, then the ``PATH=VALUE`` ``overrides``."""
+        options = {k: v for k, v in (options or {}).items() if v is not None}
+        if study_file is not None:
+            raw, source = read_yaml(study_file)
+        elif options.get("base") is not None:
+            raw, source = {}, Source()
+        else:
+            from tunescope.study.default_study import default_raw
+            raw, source = default_raw()
+        if not isinstance(raw, dict):
+            raise source.error((), f"a study must be a mapping, got {type(raw).__name__}")
+        raw = {**raw, **options}
         for assignment in overrides:
             raw = set_value(raw, assignment)
         return cls(spec=resolve(raw, source))
 
     def jobs(self) -> list[Job]:
         return plan(self.spec)
+
+    def finished_jobs(self, out=None) -> list[Job]:
+        """The jobs whose shards are already finished in the run directory ``out`` (default the
+        spec's); reads nothing but the shards' markers."""
+        store = RunStore(Path(out) if out is not None else self.spec.out)
+        return [j for j in self.jobs() if store.is_done(j.model, j.analysis)]
 
     def run(self, out=None, *, executor: str | None = None, address: str | None = None,
             force: bool = False, compare: bool = True, report: bool = True,
@@ -151,7 +180,7 @@ class Study:
                 if spec.executor == "ray":
                     from tunescope.study.ray_executor import run_ray as execute
                 else:
-                    from tunescope.study.local import run_local as execute
+                    from tunescope.study.local_executor import run_local as execute
                 t0 = time.perf_counter()
                 with progress(len(pending), f"study ({len(pending)} jobs)", min_total=1) as bar:
                     def on_record(rec: dict) -> None:

@@ -28,12 +28,19 @@ from pathlib import Path
 from tunescope.data.files import one_line
 from tunescope.errors import DataError, TunescopeError
 from tunescope.result import fingerprint as hash_of
-from tunescope.study import analyses as analyses_mod
-from tunescope.study import datasets as datasets_mod
-from tunescope.study import models as models_mod
-from tunescope.study.models import ModelEntry
-from tunescope.study.source import (Source, check_size, clipped, dotted, parse_value,
-                                    parse_yaml, quoted)
+from tunescope.study import analysis_entries as analyses_mod
+from tunescope.study import dataset_entries as datasets_mod
+from tunescope.study import model_entries as models_mod
+from tunescope.study.model_entries import ModelEntry
+from tunescope.study.yaml_source import (
+    Source,
+    check_size,
+    clipped,
+    dotted,
+    parse_value,
+    parse_yaml,
+    quoted,
+)
 
 TOP_KEYS = ("base", "tuned", "analyses", "datasets", "seed", "device", "dtype", "num_gpus",
             "trust_remote_code", "out", "executor", "address")
@@ -335,7 +342,7 @@ def _placed(m: ModelEntry, raw: dict, executor: str) -> ModelEntry:
 def resolve(raw, source: Source | None = None) -> StudySpec:
     """A StudySpec from plain values (see the module docstring for the layout); raises a
     one-line :class:`~tunescope.errors.DataError` naming the file, line and field of the first
-    problem. Values past the bounds of :func:`~tunescope.study.source.check_size` (e.g. a
+    problem. Values past the bounds of :func:`~tunescope.study.yaml_source.check_size` (e.g. a
     list shared a billion times over) are refused before anything looks at them."""
     source = source or Source()
     check_size(raw, source)
@@ -366,7 +373,7 @@ def set_value(raw: dict, assignment: str) -> dict:
     """``raw`` with one ``PATH=VALUE`` assignment applied, VALUE read as YAML (e.g.
     ``analyses.attribution.max_new_tokens=32``). A list of analyses becomes a mapping first (no
     analyses: every group). A VALUE past the bounds of a study (an alias bomb) is refused
-    before it is built (:func:`~tunescope.study.source.parse_value`)."""
+    before it is built (:func:`~tunescope.study.yaml_source.parse_value`)."""
     target, sep, text = assignment.partition("=")
     parts = [p for p in target.strip().split(".") if p]
     if not sep or not parts:

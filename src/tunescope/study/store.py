@@ -35,8 +35,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tunescope.errors import DataError, OutputError, TunescopeError
-from tunescope.atomic import TEMP_PREFIX, fault, write_atomic
+from tunescope.common.atomic import TEMP_PREFIX, fault, write_atomic
+from tunescope.data.files import format_document
+from tunescope.errors import OutputError, TunescopeError
 from tunescope.result import Result
 from tunescope.study.spec import StudySpec, differences
 
@@ -93,18 +94,7 @@ class RunStore:
     # --- the spec ------------------------------------------------------------------------
     def stored_spec(self) -> dict | None:
         """The contents of spec.json, or None for a directory that holds no study yet."""
-        path = self.root / "spec.json"
-        if not path.is_file():
-            return None
-        try:
-            stored = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read the run's spec: {e}", path=str(path)) from None
-        if not isinstance(stored, dict) or stored.get("format") != FORMAT:
-            raise DataError(f"not a tunescope study spec (format "
-                            f"{stored.get('format') if isinstance(stored, dict) else None!r})",
-                            path=str(path))
-        return stored
+        return format_document(self.root / "spec.json", "study spec", FORMAT)
 
     def prepare(self, spec: StudySpec, inputs: dict, force: bool = False) -> None:
         """Make the directory hold ``spec`` (call it holding the run's lock): refuse a different

@@ -10,5 +10,6 @@ with a known recipe from the same base (``tunescope tune``; :func:`tune`).
 
 from tunescope.tuning.config import TuneConfig
 from tunescope.tuning.run import TunedModel, read_recipe, tune
+from tunescope.tuning.sources import slug
 
-__all__ = ["TuneConfig", "TunedModel", "read_recipe", "tune"]
+__all__ = ["TuneConfig", "TunedModel", "read_recipe", "slug", "tune"]

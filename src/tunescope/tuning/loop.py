@@ -27,9 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tunescope.common.atomic import make_temp_dir, replace_dir
 from tunescope.errors import TunescopeError
 from tunescope.tuning.config import TuneConfig
 from tunescope.tuning.template import IGNORE, EncodedExample
+
 
 class TuningDiverged(TunescopeError):
     """The loss became NaN or infinite."""
@@ -144,7 +146,6 @@ def save_checkpoint(folder: Path, model, optimizer, state: TrainState, key: str)
     folder renamed into place: a checkpoint is complete or absent)."""
     from safetensors.torch import save_file
 
-    from tunescope.atomic import make_temp_dir, replace_dir
 
     params = trainable(model)
     tensors = {}

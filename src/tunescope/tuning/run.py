@@ -8,7 +8,7 @@ base (name, revision, family), the data (source, fingerprint, number of examples
 and every hyperparameter, the template, the precision and device, the steps, the loss at every
 step and the final loss, tokens and time, and the versions of tunescope, torch, transformers
 and peft. ``config.json`` is written last, so a directory killed while saving never loads as a
-model. While it runs, the directory holds the run's lock (:mod:`tunescope.study.lock`) and a
+model. While it runs, the directory holds the run's lock (:mod:`tunescope.common.lock`) and a
 work folder, ``.tunescope-tune/``, with checkpoints: running the same command again resumes from
 the last one and ends with the same weights; a finished directory with the same recipe is
 returned at once; one with another recipe is refused unless ``force``.
@@ -24,10 +24,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunescope.atomic import fault
+from tunescope._version import __version__
+from tunescope.common.atomic import fault, make_temp_dir, replace_dir, write_atomic
+from tunescope.common.lock import run_lock
+from tunescope.common.progress import progress as bar
+from tunescope.data.files import format_document
 from tunescope.errors import DataError, OutputError, TunescopeError
 from tunescope.tuning.config import TuneConfig
+from tunescope.tuning.loop import resolve_precision, schedule, train
 from tunescope.tuning.sources import TuningData, resolve
+from tunescope.tuning.template import chat_template, encode_example
 
 RECIPE = "tunescope-tune.json"
 WORK = ".tunescope-tune"
@@ -52,17 +58,7 @@ class TunedModel:
 
 def read_recipe(path: str | os.PathLike) -> dict | None:
     """The recipe of a finished tuning directory, or None when it holds none."""
-    file = Path(path) / RECIPE
-    if not file.is_file():
-        return None
-    try:
-        recipe = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read the tuning recipe: {e}", path=str(file)) from None
-    if not isinstance(recipe, dict) or recipe.get("format") != FORMAT:
-        raise DataError(f"not a tunescope tuning recipe (format {FORMAT} expected)",
-                        path=str(file))
-    return recipe
+    return format_document(Path(path) / RECIPE, "tuning recipe", FORMAT)
 
 
 def tune(base: str, data: str | TuningData = "builtin", out: str | os.PathLike = "tuned",
@@ -85,9 +81,7 @@ def tune(base: str, data: str | TuningData = "builtin", out: str | os.PathLike =
     """
     import torch
 
-    import tunescope
-    from tunescope.study.lock import run_lock
-    from tunescope.tuning.template import chat_template, encode_example
+    from tunescope.models import loading
 
     config = config or TuneConfig()
     out = Path(out).expanduser()
@@ -98,7 +92,7 @@ def tune(base: str, data: str | TuningData = "builtin", out: str | os.PathLike =
             work.mkdir(exist_ok=True)
         if not isinstance(data, TuningData):
             data = resolve(data, work=work, max_examples=max_examples, device=device)
-        lm = tunescope.load(base, dtype=torch.float32, device=device,
+        lm = loading.load(base, dtype=torch.float32, device=device,
                             trust_remote_code=trust_remote_code)
         template, default_template = chat_template(lm.tokenizer)
         encoded = [encode_example(lm, e, template, config.max_length) for e in data.examples]
@@ -194,8 +188,6 @@ def _hf(model):
 
 def _train(model, lm, encoded, config: TuneConfig, work: Path, key: str, progress: bool,
            name: str):
-    from tunescope.engine.progress import progress as bar
-    from tunescope.tuning.loop import schedule, train
 
     total = len(schedule(len(encoded), config))
     recent: list[tuple[int, float]] = []
@@ -216,7 +208,6 @@ def _train(model, lm, encoded, config: TuneConfig, work: Path, key: str, progres
 def _save(out: Path, model, lm, config: TuneConfig, default_template: str | None) -> None:
     """The adapter (LoRA), then the merged model and the tokenizer; ``config.json`` is kept in
     the work folder until the recipe is written."""
-    from tunescope.atomic import make_temp_dir, replace_dir
 
     with fault("write the tuned model to", out):
         if config.method == "lora":
@@ -245,8 +236,6 @@ def _recipe(lm, data: TuningData, config: TuneConfig, state, key: str,
     import torch
     import transformers
 
-    import tunescope
-    from tunescope.tuning.loop import resolve_precision
 
     tail = state.losses[-max(1, len(state.losses) // 10):]
     return {
@@ -266,14 +255,13 @@ def _recipe(lm, data: TuningData, config: TuneConfig, state, key: str,
         "seconds": round(state.seconds, 3),
         "tokens_per_second": state.tokens / state.seconds if state.seconds else None,
         "threads": torch.get_num_threads(),
-        "versions": {"tunescope": tunescope.__version__, "torch": torch.__version__,
+        "versions": {"tunescope": __version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "peft": peft.__version__},
         "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
 def _write_json(path: Path, value: dict) -> None:
-    from tunescope.atomic import write_atomic
     with fault("write", path):
         write_atomic(path, json.dumps(value, indent=2).encode())
 

@@ -96,8 +96,8 @@ def resolve(source: str, *, work: Path | None = None, max_examples: int | None =
 def distill(teacher: str, *, work: Path | None, max_examples: int | None,
             max_new_tokens: int, device: str | None) -> TuningData:
     """The built-in train instructions answered by ``teacher`` (see the module docstring)."""
-    import tunescope
     from tunescope.engine.generation import generate_greedy
+    from tunescope.models import loading
 
     if not teacher.strip():
         raise DataError("distill: needs a teacher model, e.g. distill:smollm2-135m-instruct")
@@ -107,14 +107,14 @@ def distill(teacher: str, *, work: Path | None, max_examples: int | None,
     cache = work / f"distill-{slug(teacher)}-{max_new_tokens}.jsonl" if work else None
     answers = _cached(cache, prompts)
     if answers is None:
-        lm = tunescope.load(teacher, device=device)
+        lm = loading.load(teacher, device=device)
         chat = lm.has_chat_template
         texts = [lm.format_prompt(_user_text(e), chat=chat) for e in prompts]
         outputs = generate_greedy(lm, texts, max_new_tokens=max_new_tokens,
                                   desc=f"distilling from {teacher}")
         answers = [o.text.strip() for o in outputs]
         if cache is not None:
-            from tunescope.atomic import write_atomic
+            from tunescope.common.atomic import write_atomic
             write_atomic(cache, "".join(json.dumps({"id": e.id, "response": a}) + "\n"
                                         for e, a in zip(prompts, answers)).encode())
         details = {"teacher": teacher, "teacher_revision": lm.revision,

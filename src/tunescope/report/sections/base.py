@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tunescope.models.depth import relative_depth
 from tunescope.report import figures
 from tunescope.report.markup import details, esc, figure, heading, note, slug, table
 from tunescope.result import Result, flags
@@ -247,3 +248,12 @@ def render_section(ctx: Context, description: str = "") -> str:
 def anchor(analysis: str) -> str:
     """The id of an analysis' section (for the table of contents)."""
     return slug("sec-" + analysis)
+
+
+def block_depths(layers, n_layers: int | None) -> np.ndarray:
+    """:func:`tunescope.models.depth.relative_depth` of block indices; 0 when the depth is
+    unknown."""
+    layers = np.asarray(layers, dtype=np.float64)
+    if not n_layers:
+        return np.zeros_like(layers)
+    return relative_depth(layers, n_layers)

@@ -1,4 +1,4 @@
-"""Sections of the factual-recall mechanics (METHODS.md C4, Geva et al. 2023): attention
+"""Sections of the factual-recall mechanics (docs/methods.md#c4, Geva et al. 2023): attention
 knockout, extraction rates and subject enrichment, all over relative depth."""
 
 from __future__ import annotations
@@ -40,20 +40,27 @@ def _examples_note(ctx: Context) -> list[str]:
                          title="The analysed examples of each model")]
 
 
+def _curve_section(ctx: Context, name: str, by: str, y: str, titles: dict, ylabel: str,
+                   caption: str, band: bool = False, **style) -> list[str]:
+    """One figure of ``y`` over relative depth with a panel per value of ``by`` (from each
+    model's table ``name``), the tables, and the note on the analysed examples."""
+    figure = figures.line_panels(_panels(ctx.tables(name), by, y, band=band, titles=titles),
+                                 ctx.colors, ylabel, **style)
+    return [plot(figure, f"{caption} {DEPTH}"), model_tables(ctx, name)] + _examples_note(ctx)
+
+
 @section("attention_knockout", "C4 · Attention knockout")
 def attention_knockout(ctx: Context) -> list[str]:
-    curves = ctx.tables("curves")
-    titles = {"subject": "subject tokens blocked", "non_subject": "non-subject tokens blocked",
-              "last": "last token blocked"}
-    parts = [plot(
-        figures.line_panels(_panels(curves, "block", "mean", band=True, titles=titles),
-                            ctx.colors, "relative change of p (%)", reference=0.0),
+    return _curve_section(
+        ctx, "curves", "block", "mean",
+        {"subject": "subject tokens blocked", "non_subject": "non-subject tokens blocked",
+         "last": "last token blocked"}, "relative change of p (%)",
         "Attention knockout curves per block set: for each layer, the attention edges from the "
         "last position to the blocked positions are removed in a window of layers centred on "
         "it, and the probability of the originally predicted token is measured again. y = mean "
         "relative change in percent (band: 95% CI over examples); a deep dip marks the layers "
-        "where information flows from those positions to the prediction. " + DEPTH)]
-    return parts + [model_tables(ctx, "curves")] + _examples_note(ctx)
+        "where information flows from those positions to the prediction.", band=True,
+        reference=0.0)
 
 
 PROJECTION_TEXT = {
@@ -78,17 +85,14 @@ def _projection_text(ctx: Context) -> str:
 
 @section("extraction_rate", "C4 · Attribute extraction rate")
 def extraction_rate(ctx: Context) -> list[str]:
-    rates = ctx.tables("rates")
-    titles = {"attn_out": "attention output", "mlp_out": "MLP output",
-              "resid_post": "block output (residual)"}
-    parts = [plot(
-        figures.line_panels(_panels(rates, "component", "rate", titles=titles), ctx.colors,
-                            "extraction rate", ylim=(-0.02, 1.02)),
+    return _curve_section(
+        ctx, "rates", "component", "rate",
+        {"attn_out": "attention output", "mlp_out": "MLP output",
+         "resid_post": "block output (residual)"}, "extraction rate",
         "Extraction rate per component: at the last position each layer's attention output, "
         f"MLP output and block output is projected {_projection_text(ctx)}; y = share of "
         "examples whose final prediction is already top-1 there. Where the attention curve "
-        "rises, attention heads extract the attribute. " + DEPTH)]
-    return parts + [model_tables(ctx, "rates")] + _examples_note(ctx)
+        "rises, attention heads extract the attribute.", ylim=(-0.02, 1.02))
 
 
 @section("subject_enrichment", "C4 · Subject enrichment")
