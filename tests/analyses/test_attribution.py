@@ -9,7 +9,7 @@ from scipy import stats
 from tiny import tiny_lm
 
 from tunescope.analyses import attribution, get
-from tunescope.analyses.attribution import model_input
+from tunescope.analyses.attribution import attribute, model_input, score_prompt
 from tunescope.analyses.helpers import instruction_score as score
 from tunescope.compare.attribution import (
     compare_instruction_scores,
@@ -52,6 +52,27 @@ def test_scores_follow_from_the_engine_attributions(tmp_path):
     assert res.summary["prompt_format"] == "raw"
     assert set(res.tables["by_source"]["source"]) == {"a", "b"}
     assert Result.load(res.save(tmp_path / "w1")) == res
+
+
+def test_the_steps_called_one_by_one_give_the_analysis_tables():
+    """attribute -> score_prompt, called separately, reproduce the analysis: the raw matrices
+    are the engine's gradient x input (BOS row dropped), the scores and densities the table's."""
+    lm = tiny_lm("llama")
+    cfg = get("attribution").make_config(max_new_tokens=4, b=2)
+    items = attribute(lm, PROMPTS, cfg)
+    res = attribution(lm, PROMPTS, cfg)
+    for item, row in zip(items, res.tables["per_prompt"].itertuples()):
+        enc = lm.tokenizer(item.prompt.text)
+        expected = gradient_x_input(lm, enc["input_ids"], item.response_ids).numpy()[1:]
+        np.testing.assert_array_equal(item.raw, expected)
+        assert item.raw.shape == (len(item.tokens), len(item.response_ids)) == (
+            row.n_prompt_tokens, row.n_response_tokens)
+        scored = score_prompt(item, cfg)
+        assert scored.score == row.instruction_score
+        shown = res.tables["token_density"].query("id == @item.prompt.id")["density"]
+        np.testing.assert_array_equal(scored.density, shown.to_numpy())
+    with pytest.raises(TunescopeError, match="no instruction prompts"):
+        attribute(lm, [], cfg)
 
 
 def test_chat_mode_moves_spans_with_the_text():

@@ -65,7 +65,7 @@ def test_groups_and_configs():
                                                "extraction_rate": {"batch_size": 2}}})
     assert [spec.analyses[a].max_examples for a in GROUPS["recall"]] == [5, 5, 5]
     assert spec.analyses["extraction_rate"].batch_size == 2
-    assert spec.analyses["attention_knockout"].batch_size == 16
+    assert spec.analyses["attention_knockout"].batch_size is None      # the engine default
     everything = resolve({"base": BASE})                      # no analyses: every group
     assert list(everything.analyses) == [a for g in GROUPS.values() for a in g]
     listed = resolve({"base": BASE, "analyses": ["heads", "next_token_predictions"]})
