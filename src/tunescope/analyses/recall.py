@@ -320,10 +320,11 @@ def extraction_rate(lm: LM, relations: Sequence[Relation],
 
     def read(idx, rec):
         rows = []
-        for component in COMPONENTS:
-            for layer in range(lm.anatomy.n_layers):
-                top = project(lm.anatomy, rec[component][layer][:, 0],
-                              config.projection).argmax(-1).cpu()
+        for component in COMPONENTS:        # every layer in one projection: W_U read once
+            stacked = torch.stack([rec[component][layer][:, 0]
+                                   for layer in range(lm.anatomy.n_layers)])       # [L, B, d]
+            tops = project(lm.anatomy, stacked, config.projection).argmax(-1).cpu()  # [L, B]
+            for layer, top in enumerate(tops):
                 for i, t in zip(idx, top):
                     rows.append({"example": i, "relation": examples[i].relation, "layer": layer,
                                  "component": component, "top1": int(t),

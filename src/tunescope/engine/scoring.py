@@ -99,7 +99,12 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
     start = 0
     while start < len(rows):
         width = len(rows[start][0][1])
-        n = max(1, min(len(rows) - start, LOGIT_BUDGET // (width * vocab)))
+        limit = max(1, LOGIT_BUDGET // (width * vocab))
+        n, real = 1, width                  # rows sorted by width: pad a chunk to its first row,
+        while (n < limit and start + n < len(rows)      # at most doubling what it computes
+               and (n + 1) * width <= 2 * (real + len(rows[start + n][0][1]))):
+            real += len(rows[start + n][0][1])
+            n += 1
         chunk = rows[start:start + n]
         start += n
         prompt_rows = torch.tensor([i for (i, _), _ in chunk], device=lm.device)
