@@ -99,12 +99,9 @@ def _score_batch(lm: LM, queries: list[_Query]) -> list[list[float]]:
     start = 0
     while start < len(rows):
         width = len(rows[start][0][1])
-        limit = max(1, LOGIT_BUDGET // (width * vocab))
-        n, real = 1, width                  # rows sorted by width: pad a chunk to its first row,
-        while (n < limit and start + n < len(rows)      # at most doubling what it computes
-               and (n + 1) * width <= 2 * (real + len(rows[start + n][0][1]))):
-            real += len(rows[start + n][0][1])
-            n += 1
+        same = next((k for k in range(start, len(rows)) if len(rows[k][0][1]) != width),
+                    len(rows)) - start              # rows of one width: no padding in a chunk
+        n = max(1, min(same, LOGIT_BUDGET // (width * vocab)))
         chunk = rows[start:start + n]
         start += n
         prompt_rows = torch.tensor([i for (i, _), _ in chunk], device=lm.device)
