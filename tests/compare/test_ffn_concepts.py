@@ -42,6 +42,20 @@ def test_angles_of_known_rotations():
     assert all(r["base"] == 0.0 and r["difference"] == r["tuned"] for r in rows.values())
 
 
+def test_depth_of_a_layer_subset_is_the_models_depth():
+    """With layers 4 and 17 of an 18-block model analysed, the rows sit at (layer + 1) / 18,
+    the model's depth from the provenance, not at a depth among the 2 analysed layers."""
+    e = np.eye(4)
+    def subset(vectors):
+        r = result_with(vectors, 2)                       # summary: 2 analysed layers
+        r.provenance["model"] = {"n_layers": 18}
+        return r
+    rows = {r["key"]: r for r in angle_rows(subset({4: e[[0]], 17: e[[1]]}),
+                                            subset({4: e[[0]], 17: e[[1]]}))}
+    assert rows["layer=4"]["depth"] == pytest.approx(5 / 18)
+    assert rows["layer=17"]["depth"] == pytest.approx(1.0)
+
+
 def test_no_angles_without_vectors_or_across_architectures():
     e = np.eye(4)
     assert angle_rows(result_with({0: e[[0]]}, 1),
